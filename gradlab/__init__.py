@@ -1,0 +1,29 @@
+"""gradlab: see how far back a gradient reaches in SRNs, LSTMs and GRUs."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from gradlab.convert import from_torch, to_torch
+from gradlab.hooks import HookPoint, attached, hook_points
+from gradlab.models import GRU, LSTM, SRN, RecurrentModel
+from gradlab.record import record
+from gradlab.trace import Trace
+
+try:
+    __version__ = version("gradlab")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "SRN",
+    "HookPoint",
+    "RecurrentModel",
+    "Trace",
+    "attached",
+    "from_torch",
+    "hook_points",
+    "record",
+    "to_torch",
+    "__version__",
+]

@@ -1,0 +1,79 @@
+"""One time step of each architecture, as plain math (equations in docs/models.md).
+
+Row-vector convention as in torch: ``x_t: [B, I]``, ``h: [B, H]``, weights ``[G*H, in]``.
+The input projection ``x_proj = x_t W_ihᵀ + b_ih`` does not depend on the recurrence, so the
+models compute it for all steps in one matrix product and pass one row ``[B, G*H]`` per step.
+Nothing here loops over time or knows about hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "linear": lambda a: a,
+}
+
+
+def srn_step(
+    x_proj: torch.Tensor,
+    h: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_hh: Optional[torch.Tensor],
+    nonlinearity: str,
+) -> torch.Tensor:
+    """Eq. (SRN): h_t = φ(x_proj + h_{t−1} W_hhᵀ + b_hh).
+
+    x_proj: [B, H]; h: [B, H]; weight_hh: [H, H]; returns h_t: [B, H].
+    """
+    return ACTIVATIONS[nonlinearity](x_proj + F.linear(h, weight_hh, bias_hh))
+
+
+def lstm_step(
+    x_proj: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_hh: Optional[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. (LSTM-gates) and (LSTM-cell): the new cell state and the output gate.
+
+    z = x_proj + h_{t−1} W_hhᵀ + b_hh split as (i, f, g, o); i, f, o = σ(·), g = tanh(·);
+    c_t = f ⊙ c_{t−1} + i ⊙ g.
+    x_proj: [B, 4H]; h, c: [B, H]; weight_hh: [4H, H]; returns (c_t, o): ([B, H], [B, H]).
+    The hidden state follows from :func:`lstm_hidden`, so a hook can sit on c_t in between.
+    """
+    z = x_proj + F.linear(h, weight_hh, bias_hh)
+    zi, zf, zg, zo = z.chunk(4, dim=-1)
+    c_new = torch.sigmoid(zf) * c + torch.sigmoid(zi) * torch.tanh(zg)
+    return c_new, torch.sigmoid(zo)
+
+
+def lstm_hidden(c: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    """Eq. (LSTM-hidden): h_t = o ⊙ tanh(c_t). c, o: [B, H]; returns [B, H]."""
+    return o * torch.tanh(c)
+
+
+def gru_step(
+    x_proj: torch.Tensor,
+    h: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_hh: Optional[torch.Tensor],
+) -> torch.Tensor:
+    """Eq. (GRU), torch's variant with the reset gate applied after the recurrent product.
+
+    r = σ(x_r + h W_hrᵀ + b_hr), z = σ(x_z + h W_hzᵀ + b_hz), n = tanh(x_n + r ⊙ (h W_hnᵀ + b_hn)),
+    h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
+    x_proj: [B, 3H] (= x_t W_ihᵀ + b_ih, gate order r, z, n); h: [B, H]; weight_hh: [3H, H].
+    """
+    xr, xz, xn = x_proj.chunk(3, dim=-1)
+    hr, hz, hn = F.linear(h, weight_hh, bias_hh).chunk(3, dim=-1)
+    r = torch.sigmoid(xr + hr)
+    z = torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return (1 - z) * n + z * h

@@ -1,0 +1,36 @@
+"""Norms that survive tiny and huge values, and the words for numerical trouble.
+
+A gradient of 1e-30 in float32 has squares of 1e-60, which underflow: ``torch.linalg.norm`` then
+returns 0 although the vector is not zero. :func:`stable_norm` scales by the largest entry first
+and works in float64, so a norm is 0.0 only if every entry is 0.0, and inf only if an entry is
+inf (or NaN, which in a backward pass comes from inf·0 or inf − inf, i.e. from an overflow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+OK, UNDERFLOW, OVERFLOW = "ok", "underflow", "overflow"
+
+
+def stable_norm(g: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """L2 norm over ``dim`` in float64, exact in range: ``max|g| · ‖g / max|g|‖``.
+
+    g: [..., H] → [...]. Entries that are inf or NaN give inf (overflow), never NaN.
+    """
+    g = g.detach().to(torch.float64)
+    scale = g.abs().amax(dim=dim, keepdim=True)
+    bad = ~torch.isfinite(scale)
+    safe = torch.where(bad | (scale == 0), torch.ones_like(scale), scale)
+    norm = (scale * torch.linalg.vector_norm(g / safe, dim=dim, keepdim=True)).squeeze(dim)
+    return torch.where(bad.squeeze(dim), torch.full_like(norm, float("inf")), norm)
+
+
+def status_of(values: np.ndarray) -> np.ndarray:
+    """Per-value status of non-negative magnitudes: "underflow" (0.0), "overflow" (inf), or "ok"."""
+    values = np.asarray(values, dtype=float)
+    out = np.full(values.shape, OK, dtype=object)
+    out[values == 0.0] = UNDERFLOW
+    out[~np.isfinite(values)] = OVERFLOW
+    return out

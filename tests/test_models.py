@@ -1,0 +1,163 @@
+"""gradlab's models compute exactly torch's functions and convert both ways."""
+
+import pytest
+import torch
+from torch import nn
+
+import gradlab
+from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
+
+TORCH_CLASSES = {"srn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def torch_module(kind, nonlinearity="tanh", **kw):
+    if kind == "srn":
+        kw["nonlinearity"] = nonlinearity
+    return TORCH_CLASSES[kind](**kw)
+
+
+def assert_same_result(a, b, atol):
+    (out_a, st_a), (out_b, st_b) = a, b
+    torch.testing.assert_close(out_a, out_b, atol=atol, rtol=0)
+    st_a = st_a if isinstance(st_a, tuple) else (st_a,)
+    st_b = st_b if isinstance(st_b, tuple) else (st_b,)
+    assert len(st_a) == len(st_b)
+    for x, y in zip(st_a, st_b):
+        torch.testing.assert_close(x, y, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("kind,nonlinearity", [("srn", "tanh"), ("srn", "relu"), ("lstm", None), ("gru", None)])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_from_torch_computes_the_same_function(kind, nonlinearity, num_layers, bias, batch_first):
+    torch.manual_seed(0)
+    module = torch_module(kind, nonlinearity or "tanh", input_size=3, hidden_size=5, num_layers=num_layers,
+                          bias=bias, batch_first=batch_first, dtype=torch.float64)
+    model = gradlab.from_torch(module)
+    assert type(model).__name__ == {"srn": "SRN", "lstm": "LSTM", "gru": "GRU"}[kind]
+    x = torch.randn((2, 7, 3) if batch_first else (7, 2, 3), dtype=torch.float64)
+    assert_same_result(model(x), module(x), atol=1e-12)
+    # with a given initial state
+    h0 = torch.randn(num_layers, 2, 5, dtype=torch.float64)
+    state = (h0, torch.randn_like(h0)) if kind == "lstm" else h0
+    assert_same_result(model(x, state), module(x, state), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+def test_unbatched_input_matches_batched(kind, kwargs):
+    model = make_model(kind, kwargs, num_layers=2)
+    x = make_input(model, T=5, B=1)
+    out_b, st_b = model(x)
+    out_u, st_u = model(x[:, 0])
+    torch.testing.assert_close(out_u, out_b[:, 0], atol=0, rtol=0)
+    st_b = st_b if isinstance(st_b, tuple) else (st_b,)
+    st_u = st_u if isinstance(st_u, tuple) else (st_u,)
+    for u, b in zip(st_u, st_b):
+        assert u.shape == (2, 4)
+        torch.testing.assert_close(u, b[:, 0], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("kind,kwargs", [c for c in MODEL_CONFIGS if c[1].get("nonlinearity") != "linear"],
+                         ids=[i for i in MODEL_IDS if i != "srn-linear"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_round_trip_through_torch_is_exact(kind, kwargs, batch_first):
+    model = make_model(kind, kwargs, num_layers=2, batch_first=batch_first, dtype=torch.float32)
+    module = model.to_torch()
+    assert isinstance(module, TORCH_CLASSES[kind])
+    assert module.batch_first == batch_first and module.num_layers == 2
+    back = gradlab.from_torch(module)
+    assert type(back) is type(model)
+    assert list(back.state_dict()) == list(model.state_dict()) == list(module.state_dict())
+    for name, p in model.state_dict().items():
+        assert torch.equal(back.state_dict()[name], p)
+    x = make_input(model).float()
+    assert_same_result(back(x), model(x), atol=0)
+    assert_same_result(module(x), model(x), atol=1e-5)
+
+
+def test_parameter_names_shapes_and_gate_counts_are_torchs():
+    for kind, gates in (("srn", 1), ("lstm", 4), ("gru", 3)):
+        ours = make_model(kind, {}, input_size=3, hidden_size=4, num_layers=2)
+        theirs = torch_module(kind, input_size=3, hidden_size=4, num_layers=2)
+        assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
+               {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+        assert ours.weight_hh_l1.shape == (gates * 4, 4)
+        no_bias = make_model(kind, {}, bias=False)
+        assert [n for n, _ in no_bias.named_parameters()] == ["weight_ih_l0", "weight_hh_l0"]
+
+
+def test_default_initialisation_is_uniform_in_one_over_sqrt_hidden():
+    model = gradlab.LSTM(8, 16)
+    for p in model.parameters():
+        assert p.abs().max() <= 0.25 and p.std() > 0.1
+
+
+def test_dtype_and_device_moves_work_like_any_module():
+    model = gradlab.GRU(3, 4).double()
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    out, h = model.to("cpu")(torch.randn(5, 2, 3, dtype=torch.float64))
+    assert out.dtype == torch.float64 and h.shape == (1, 2, 4)
+
+
+def test_converting_preserves_dtype_and_training_mode():
+    module = nn.LSTM(3, 4).double().eval()
+    model = gradlab.from_torch(module)
+    assert not model.training and next(model.parameters()).dtype == torch.float64
+    assert not model.to_torch().training
+
+
+@pytest.mark.parametrize("bad,match", [
+    (nn.LSTM(3, 4, bidirectional=True), "bidirectional"),
+    (nn.LSTM(3, 4, proj_size=2), "proj_size"),
+    (nn.Linear(3, 4), "takes torch.nn.RNN"),
+])
+def test_from_torch_rejects_what_it_cannot_express(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        gradlab.from_torch(bad)
+
+
+def test_from_torch_warns_about_dropout():
+    with pytest.warns(UserWarning, match="eval mode"):
+        gradlab.from_torch(nn.GRU(3, 4, num_layers=2, dropout=0.5))
+
+
+def test_linear_srn_has_no_torch_equivalent():
+    with pytest.raises(ValueError, match="linear"):
+        gradlab.SRN(3, 4, nonlinearity="linear").to_torch()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"hidden_size": 0}, "hidden_size"),
+    ({"num_layers": 1.5}, "num_layers"),
+    ({"nonlinearity": "sigmoid"}, "nonlinearity"),
+])
+def test_bad_constructor_arguments_say_what_is_wrong(kwargs, match):
+    args = {"input_size": 3, "hidden_size": 4, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        gradlab.SRN(**args)
+
+
+def test_bad_state_shape_says_what_is_expected():
+    model = gradlab.LSTM(3, 4, num_layers=2)
+    x = torch.randn(5, 2, 3)
+    with pytest.raises(ValueError, match=r"h_0 must have shape \[2, 2, 4\]"):
+        model(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)))
+    with pytest.raises(ValueError, match=r"\(h_0, c_0\)"):
+        model(x, torch.zeros(2, 2, 4))
+
+
+def test_repr_shows_the_configuration_and_the_hook_points():
+    text = repr(gradlab.LSTM(3, 4, num_layers=2, batch_first=True))
+    assert "3, 4, num_layers=2, batch_first=True" in text
+    assert "(hook_c)" in text and "2 x HookPoint()" in text
+
+
+@CUDA
+@pytest.mark.parametrize("kind", ["srn", "lstm", "gru"])
+def test_from_torch_on_cuda(kind):
+    module = torch_module(kind, input_size=3, hidden_size=5, num_layers=2).cuda()
+    model = gradlab.from_torch(module)
+    assert next(model.parameters()).is_cuda
+    x = torch.randn(7, 2, 3, device="cuda")
+    assert_same_result(model(x), module(x), atol=1e-5)
