@@ -1,0 +1,129 @@
+"""The ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
+
+Every invalid value ends with exit status 2 and one line saying what is wrong and what is
+allowed; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from gradlab.models import MODEL_CLASSES
+from gradlab.problem import LOSS_AT
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A bad flag value found after parsing (e.g. CUDA asked for where there is none)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit status 2, no usage block
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _model_list(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",")))
+    bad = [n for n in names if n not in MODEL_CLASSES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {', '.join(repr(b) for b in bad) or repr(text)}; choose from "
+            f"{', '.join(MODEL_CLASSES)} or a comma list such as srn,lstm,gru")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gradlab import __version__
+
+    parser = _Parser(prog="gradlab", description="See how far back a gradient reaches in SRNs, LSTMs and GRUs.")
+    parser.add_argument("--version", action="version", version=f"gradlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    a = sub.add_parser("analyze", help="record ∂L/∂h_t (and ∂L/∂c_t) at every step and show the decay",
+                       description="Record the total gradient at every step of a model at initialisation on a "
+                                   "batch of the NNDL digit-sum task, fit its decay and write a run directory.")
+    a.add_argument("--model", type=_model_list, default=("lstm",), metavar="srn|lstm|gru",
+                   help="model, or a comma list compared in one run and one figure (default: lstm)")
+    a.add_argument("--len", dest="length", type=_int_at_least(1), default=100, metavar="N",
+                   help="sequence length (default: 100)")
+    a.add_argument("--hidden", type=_int_at_least(1), default=32, metavar="H", help="hidden units (default: 32)")
+    a.add_argument("--layers", type=_int_at_least(1), default=1, metavar="K", help="stacked layers (default: 1)")
+    a.add_argument("--batch", type=_int_at_least(1), default=32, metavar="B", help="batch size (default: 32)")
+    a.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S", help="seed for data and weights (default: 0)")
+    a.add_argument("--loss-at", choices=LOSS_AT, default="last",
+                   help="the loss reads the last step or every step (default: last)")
+    a.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="(default: float32)")
+    a.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="(default: cpu)")
+    a.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR",
+                   help="where the run directory is created; earlier runs are never overwritten (default: runs)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"argument --device: cuda is not available here (torch {torch.__version__}); use --device cpu")
+
+
+def _check_out(out: Path) -> None:
+    from gradlab.runs import check_writable
+
+    try:
+        check_writable(out)
+    except OSError as exc:
+        raise UsageError(f"argument --out: cannot write runs under {str(out)!r}: {exc.strerror or exc}") from None
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from gradlab.analyze import AnalyzeConfig, analyze, write_run
+    from gradlab.console import format_report
+
+    _check_device(args.device)
+    _check_out(args.out)
+    cfg = AnalyzeConfig(models=args.model, length=args.length, hidden=args.hidden, layers=args.layers,
+                        batch=args.batch, seed=args.seed, loss_at=args.loss_at, dtype=args.dtype,
+                        device=args.device, out=str(args.out))
+    analysis = analyze(cfg, progress=not args.quiet)
+    run_dir = write_run(analysis)
+    print(format_report(analysis, run_dir))
+    return 0
+
+
+COMMANDS = {"analyze": run_analyze}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"gradlab {args.command}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"gradlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

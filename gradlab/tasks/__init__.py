@@ -1,0 +1,1 @@
+"""Synthetic sequence tasks, generated offline from a seed."""

@@ -1,0 +1,133 @@
+"""`gradlab analyze` end to end: files, numbers that can be re-checked, and clear errors."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import gradlab
+from gradlab.cli import main
+from gradlab.problem import build_problem
+
+
+def run_dirs(out):
+    return sorted(p for p in out.iterdir() if not p.name.startswith("."))
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_analyze_writes_a_complete_run_that_can_be_rechecked(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["analyze", "--model", "srn,lstm", "--len", "12", "--batch", "4", "--hidden", "8",
+                 "--dtype", "float64", "--out", str(out), "--quiet"]) == 0
+    (run,) = run_dirs(out)
+    assert {p.name for p in run.iterdir()} == {"trace.csv", "summary.json", "decay.png", "decay.pdf",
+                                               "models.pt", "batch.pt"}
+    assert (run / "decay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run / "decay.pdf").read_bytes()[:5] == b"%PDF-"
+    printed = capsys.readouterr().out
+    assert str(run) in printed and "decay factor" in printed and "horizon" in printed
+
+    rows = read_csv(run / "trace.csv")
+    assert {"t", "distance", "grad_h", "grad_c"} <= set(rows[0])
+    assert [r["model"] for r in rows] == ["srn"] * 12 + ["lstm"] * 12
+    assert all(r["grad_c"] == "" for r in rows if r["model"] == "srn")
+    assert all(int(r["t"]) + int(r["distance"]) == 11 for r in rows)
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["config"]["seed"] == 0 and summary["config"]["length"] == 12
+    assert summary["versions"]["torch"] == torch.__version__
+    fit = summary["models"]["lstm"]["gradients"]["c"]["decay_factor_per_step"]
+    assert 0 < fit["factor"] < 1 and fit["first"] == 1 and fit["last"] == 11
+    assert "horizon" in summary["models"]["srn"]["gradients"]["h"]
+
+    # re-check: rebuild each model from models.pt, record again on batch.pt, compare with trace.csv
+    states = torch.load(run / "models.pt")
+    batch = torch.load(run / "batch.pt")
+    for kind in ("srn", "lstm"):
+        problem = build_problem(kind, 8, 1, seed=123, dtype=torch.float64)
+        problem.load_state_dict(states[kind])
+        trace = gradlab.record(problem.model, problem.embed(batch["digits"]),
+                               problem.loss_fn(batch["labels"], "last"))
+        want = trace.grad_norms("h").mean(axis=1)[::-1]
+        got = np.array([float(r["grad_h"]) for r in rows if r["model"] == kind])
+        np.testing.assert_allclose(got, want, rtol=1e-15)
+
+
+def test_runs_never_overwrite_each_other(tmp_path):
+    args = ["analyze", "--model", "gru", "--len", "4", "--batch", "2", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0 and main(args) == 0
+    assert len(run_dirs(tmp_path)) == 2
+
+
+def test_underflow_is_reported_as_such_never_nan(tmp_path, capsys):
+    assert main(["analyze", "--model", "srn", "--len", "260", "--batch", "4", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "0 (underflow)" in printed and "nan" not in printed.lower()
+    (run,) = run_dirs(tmp_path)
+    rows = read_csv(run / "trace.csv")
+    assert rows[-1]["status_h"] == "underflow" and float(rows[-1]["grad_h"]) == 0.0
+    assert not any("nan" in v.lower() for r in rows for v in r.values())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["models"]["srn"]["gradients"]["h"]["steps_underflowed"] > 0
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--model", "transformer"], "unknown model 'transformer'"),
+    (["--model", "srn,foo"], "unknown model 'foo'"),
+    (["--len", "0"], "--len: expected an integer >= 1, got 0"),
+    (["--len", "ten"], "--len: expected an integer >= 1, got 'ten'"),
+    (["--len", "2.5"], "--len: expected an integer >= 1"),
+    (["--hidden", "0"], "--hidden: expected an integer >= 1"),
+    (["--layers", "-1"], "--layers: expected an integer >= 1"),
+    (["--batch", "0"], "--batch: expected an integer >= 1"),
+    (["--seed", "-3"], "--seed: expected an integer >= 0"),
+    (["--loss-at", "middle"], "--loss-at: invalid choice"),
+    (["--dtype", "float16"], "--dtype: invalid choice"),
+    (["--device", "tpu"], "--device: invalid choice"),
+    (["--frobnicate"], "unrecognized arguments"),
+])
+def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--out", str(tmp_path), *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_out_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for out in (blocker, blocker / "sub"):
+        assert main(["analyze", "--len", "3", "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "--out: cannot write runs under" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_where_there_is_none_exits_2(tmp_path, capsys):
+    assert main(["analyze", "--device", "cuda", "--len", "3", "--out", str(tmp_path)]) == 2
+    assert "cuda is not available" in capsys.readouterr().err
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "analyze" in capsys.readouterr().err
+
+
+def test_the_installed_command_runs_with_defaults_only(tmp_path):
+    """`gradlab analyze --model lstm --len 100` as a user types it, in a fresh directory."""
+    proc = subprocess.run([sys.executable, "-m", "gradlab", "analyze", "--model", "lstm", "--len", "100"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "LSTM c: decay factor" in proc.stdout
+    (run,) = run_dirs(tmp_path / "runs")
+    assert len(read_csv(run / "trace.csv")) == 100
