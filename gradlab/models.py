@@ -147,8 +147,9 @@ class RecurrentModel(nn.Module):
         weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
         x_proj = F.linear(seq, weight_ih, bias_ih)  # [T, B, G*H], one product for all steps
         outputs = []
-        for t in range(seq.shape[0]):
-            state = self._step(k, t, x_proj[t], state, weight_hh, bias_hh)
+        # unbind, not x_proj[t]: the backward of T selects would write T full-size zero tensors
+        for t, x_proj_t in enumerate(x_proj.unbind(0)):
+            state = self._step(k, t, x_proj_t, state, weight_hh, bias_hh)
             outputs.append(state[0])
         return self.hook_out[k](torch.stack(outputs), None), state
 

@@ -15,16 +15,19 @@ OK, UNDERFLOW, OVERFLOW = "ok", "underflow", "overflow"
 
 
 def stable_norm(g: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """L2 norm over ``dim`` in float64, exact in range: ``max|g| · ‖g / max|g|‖``.
+    """L2 norm over ``dim`` in float64, exact in range. g: [..., H] → [...].
 
-    g: [..., H] → [...]. Entries that are inf or NaN give inf (overflow), never NaN.
+    float32 (and narrower) values are squared in float64, where no square of theirs can
+    underflow or overflow; float64 values are scaled by their largest magnitude first,
+    ``max|g| · ‖g / max|g|‖``. Entries that are inf or NaN give inf (overflow), never NaN.
     """
-    g = g.detach().to(torch.float64)
-    scale = g.abs().amax(dim=dim, keepdim=True)
-    bad = ~torch.isfinite(scale)
-    safe = torch.where(bad | (scale == 0), torch.ones_like(scale), scale)
-    norm = (scale * torch.linalg.vector_norm(g / safe, dim=dim, keepdim=True)).squeeze(dim)
-    return torch.where(bad.squeeze(dim), torch.full_like(norm, float("inf")), norm)
+    g = g.detach()
+    if g.dtype != torch.float64:
+        norm = torch.linalg.vector_norm(g.to(torch.float64), dim=dim)
+    else:
+        scale = g.abs().amax(dim=dim, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+        norm = (scale * torch.linalg.vector_norm(g / scale, dim=dim, keepdim=True)).squeeze(dim)
+    return torch.nan_to_num(norm, nan=float("inf"), posinf=float("inf"))
 
 
 def status_of(values: np.ndarray) -> np.ndarray:

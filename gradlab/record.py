@@ -76,10 +76,10 @@ def record(
     explicit_grads = [x.new_zeros(T, B, H) for _ in range(L)] if full else None
 
     def keep_step(name: str, k: int, t: int, g: torch.Tensor) -> None:
-        g = g.reshape(B, H)
-        norms[name][k][t] = stable_norm(g)
-        if full:
-            grads[name][k][t] = g
+        if full:  # norms follow from the kept tensors in one call at the end
+            grads[name][k][t] = g.reshape(B, H)
+        else:
+            norms[name][k][t] = stable_norm(g.reshape(B, H))
 
     def keep_sequence(k: int, g: torch.Tensor) -> None:
         g = g.reshape(T, B, H)
@@ -107,6 +107,8 @@ def record(
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError("loss_fn must return a scalar tensor")
         initial = torch.autograd.grad(loss.reshape(()), leaves, allow_unused=True)
+    if full:
+        norms = {n: [stable_norm(g) for g in grads[n]] for n in model.state_names}
     initial_grads = {n: (g if g is not None else torch.zeros_like(p)).detach()
                      for n, g, p in zip(model.state_names, initial, leaves)}
     to_numpy = lambda ts: [t.cpu().numpy() for t in ts]  # noqa: E731

@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(out: Path) -> None:
     """Raise OSError with the reason when runs cannot be written under ``out``."""
     if out.exists() and not out.is_dir():
@@ -58,6 +64,7 @@ def fresh_run_dir(out: Path, stem: str) -> Iterator[RunDir]:
     staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{final.name}.partial-"))
     try:
         yield RunDir(staging, final)
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private
         os.replace(staging, final)  # onto the reserved, still empty directory
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -77,6 +84,7 @@ def atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool = Fa
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

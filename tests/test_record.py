@@ -165,6 +165,9 @@ def test_stable_norm_is_exact_where_the_naive_norm_underflows_or_overflows():
     tiny = torch.full((2, 4), 1e-30, dtype=torch.float32)
     assert torch.linalg.vector_norm(tiny, dim=-1)[0] == 0  # the naive norm underflows
     assert stable_norm(tiny)[0].item() == pytest.approx(2e-30, rel=1e-6)
+    tiny64 = torch.full((4,), 1e-200, dtype=torch.float64)
+    assert torch.linalg.vector_norm(tiny64) == 0
+    assert stable_norm(tiny64).item() == pytest.approx(2e-200, rel=1e-14)
     huge = torch.full((4,), 1e300, dtype=torch.float64)
     assert stable_norm(huge).item() == pytest.approx(2e300)
     assert stable_norm(torch.zeros(3)).item() == 0.0

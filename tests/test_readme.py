@@ -1,0 +1,25 @@
+"""The README's promises: its Python example runs, and CI runs its test command verbatim."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
+    assert first_block[0] == "pip install . && gradlab analyze --model lstm --len 100"
+    test_command = first_block[1]
+    assert "pytest" in test_command and "[test]" in test_command
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci
+
+
+def test_readme_python_example_runs():
+    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    trace = namespace["trace"]
+    assert trace.grad_norms("h").shape == (200, 8)
+    assert trace.grad("h").shape == (200, 8, 64)

@@ -1,0 +1,35 @@
+"""Every analyses/ and benchmarks/ script runs in its --smoke mode."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ANALYSES = sorted((ROOT / "analyses").glob("*.py"))
+BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
+
+
+def run(script, *args, cwd):
+    return subprocess.run([sys.executable, str(script), "--smoke", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("script", ANALYSES, ids=[p.stem for p in ANALYSES])
+def test_analysis_smoke_run_writes_png_pdf_and_json(script, tmp_path):
+    proc = run(script, "--out", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {f"{script.stem}.png", f"{script.stem}.pdf", f"{script.stem}.json"} <= names
+    # a second run refuses to overwrite unless asked
+    again = run(script, "--out", str(tmp_path), cwd=tmp_path)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert run(script, "--out", str(tmp_path), "--overwrite", cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
+def test_benchmark_smoke_run_prints_ratios(script, tmp_path):
+    proc = run(script, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch" in proc.stdout
