@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from gradlab.bptt import BPTTResult, bptt
 from gradlab.convert import from_torch, to_torch
 from gradlab.hooks import HookPoint, attached, hook_points
 from gradlab.models import GRU, LSTM, SRN, RecurrentModel
@@ -14,6 +15,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 __all__ = [
+    "BPTTResult",
     "GRU",
     "LSTM",
     "SRN",
@@ -21,6 +23,7 @@ __all__ = [
     "RecurrentModel",
     "Trace",
     "attached",
+    "bptt",
     "from_torch",
     "hook_points",
     "record",

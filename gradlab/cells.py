@@ -19,6 +19,13 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda a: a,
 }
 
+#: φ′(a) written through φ's output y = φ(a), as the backward pass needs it (eq. SRN-back).
+ACTIVATION_DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda y: 1 - y * y,
+    "relu": lambda y: (y > 0).to(y.dtype),
+    "linear": lambda y: torch.ones_like(y),
+}
+
 
 def srn_step(
     x_proj: torch.Tensor,
@@ -34,24 +41,24 @@ def srn_step(
     return ACTIVATIONS[nonlinearity](x_proj + F.linear(h, weight_hh, bias_hh))
 
 
-def lstm_step(
+def lstm_gates(
     x_proj: torch.Tensor,
     h: torch.Tensor,
-    c: torch.Tensor,
     weight_hh: torch.Tensor,
     bias_hh: Optional[torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eqs. (LSTM-gates) and (LSTM-cell): the new cell state and the output gate.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (LSTM-gates): z = x_proj + h_{t−1} W_hhᵀ + b_hh split as (i, f, g, o);
+    i, f, o = σ(·), g = tanh(·).
 
-    z = x_proj + h_{t−1} W_hhᵀ + b_hh split as (i, f, g, o); i, f, o = σ(·), g = tanh(·);
-    c_t = f ⊙ c_{t−1} + i ⊙ g.
-    x_proj: [B, 4H]; h, c: [B, H]; weight_hh: [4H, H]; returns (c_t, o): ([B, H], [B, H]).
-    The hidden state follows from :func:`lstm_hidden`, so a hook can sit on c_t in between.
+    x_proj: [B, 4H]; h: [B, H]; weight_hh: [4H, H]; returns (i, f, g, o), each [B, H].
     """
-    z = x_proj + F.linear(h, weight_hh, bias_hh)
-    zi, zf, zg, zo = z.chunk(4, dim=-1)
-    c_new = torch.sigmoid(zf) * c + torch.sigmoid(zi) * torch.tanh(zg)
-    return c_new, torch.sigmoid(zo)
+    zi, zf, zg, zo = (x_proj + F.linear(h, weight_hh, bias_hh)).chunk(4, dim=-1)
+    return torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
+
+
+def lstm_cell(i: torch.Tensor, f: torch.Tensor, g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Eq. (LSTM-cell): c_t = f ⊙ c_{t−1} + i ⊙ g. All [B, H]."""
+    return f * c + i * g
 
 
 def lstm_hidden(c: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
@@ -59,21 +66,25 @@ def lstm_hidden(c: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
     return o * torch.tanh(c)
 
 
-def gru_step(
+def gru_gates(
     x_proj: torch.Tensor,
     h: torch.Tensor,
     weight_hh: torch.Tensor,
     bias_hh: Optional[torch.Tensor],
-) -> torch.Tensor:
-    """Eq. (GRU), torch's variant with the reset gate applied after the recurrent product.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (GRU-gates), torch's variant with the reset gate applied after the recurrent product:
 
-    r = σ(x_r + h W_hrᵀ + b_hr), z = σ(x_z + h W_hzᵀ + b_hz), n = tanh(x_n + r ⊙ (h W_hnᵀ + b_hn)),
-    h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
+    r = σ(x_r + h W_hrᵀ + b_hr), z = σ(x_z + h W_hzᵀ + b_hz), n = tanh(x_n + r ⊙ m),
+    m = h W_hnᵀ + b_hn.
     x_proj: [B, 3H] (= x_t W_ihᵀ + b_ih, gate order r, z, n); h: [B, H]; weight_hh: [3H, H].
+    Returns (r, z, n, m), each [B, H].
     """
     xr, xz, xn = x_proj.chunk(3, dim=-1)
-    hr, hz, hn = F.linear(h, weight_hh, bias_hh).chunk(3, dim=-1)
+    hr, hz, m = F.linear(h, weight_hh, bias_hh).chunk(3, dim=-1)
     r = torch.sigmoid(xr + hr)
-    z = torch.sigmoid(xz + hz)
-    n = torch.tanh(xn + r * hn)
+    return r, torch.sigmoid(xz + hz), torch.tanh(xn + r * m), m
+
+
+def gru_update(z: torch.Tensor, n: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Eq. (GRU-update): h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}. All [B, H]."""
     return (1 - z) * n + z * h

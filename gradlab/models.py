@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradlab.cells import ACTIVATIONS, gru_step, lstm_hidden, lstm_step, srn_step
+from gradlab.cells import ACTIVATIONS, gru_gates, gru_update, lstm_cell, lstm_gates, lstm_hidden, srn_step
 from gradlab.hooks import HookPoint
 
 State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -195,21 +195,22 @@ class LSTM(RecurrentModel):
 
     def _step(self, k, t, x_proj, state, weight_hh, bias_hh):
         h, c = state
-        c, o = lstm_step(x_proj, h, c, weight_hh, bias_hh)
-        c = self.hook_c[k](c, t)
+        i, f, g, o = lstm_gates(x_proj, h, weight_hh, bias_hh)
+        c = self.hook_c[k](lstm_cell(i, f, g, c), t)
         h = self.hook_h[k](lstm_hidden(c, o), t)
         return h, c
 
 
 class GRU(RecurrentModel):
-    """Gated recurrent unit in torch's form, eq. (GRU); gates r, z, n."""
+    """Gated recurrent unit in torch's form, eqs. (GRU-gates), (GRU-update); gates r, z, n."""
 
     kind = "gru"
     gate_count = 3
 
     def _step(self, k, t, x_proj, state, weight_hh, bias_hh):
-        h = gru_step(x_proj, state[0], weight_hh, bias_hh)
-        return (self.hook_h[k](h, t),)
+        h = state[0]
+        _, z, n, _ = gru_gates(x_proj, h, weight_hh, bias_hh)
+        return (self.hook_h[k](gru_update(z, n, h), t),)
 
 
 MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"srn": SRN, "lstm": LSTM, "gru": GRU}

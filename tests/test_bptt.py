@@ -1,0 +1,190 @@
+"""bptt() — the backward pass from the derived recurrences — against autograd, in float64."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gradlab
+from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
+from gradlab.autograd_ref import autograd_reference, compare
+from gradlab.bptt import bptt
+
+REL_TOL = 1e-10
+
+
+def random_like_state(model, B, gen, scale=1.0):
+    shape = (model.num_layers, B, model.hidden_size)
+    parts = [scale * torch.randn(shape, generator=gen, dtype=torch.float64) for _ in model.state_names]
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def assert_agree(result, reference, tol=REL_TOL):
+    rows = compare(result, reference)
+    bad = [r for r in rows if not r[2] <= tol]
+    assert not bad, f"relative errors above {tol}: {bad}"
+    return rows
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    config=st.sampled_from(MODEL_CONFIGS),
+    T=st.integers(1, 40),
+    B=st.integers(1, 4),
+    I=st.integers(1, 5),
+    H=st.integers(1, 6),
+    layers=st.integers(1, 3),
+    bias=st.booleans(),
+    batch_first=st.booleans(),
+    loss=st.sampled_from(["last", "all", "random"]),
+    with_state=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_bptt_equals_autograd_on_random_problems(config, T, B, I, H, layers, bias, batch_first, loss, with_state, seed):
+    kind, kwargs = config
+    model = make_model(kind, kwargs, input_size=I, hidden_size=H, num_layers=layers, bias=bias,
+                       batch_first=batch_first, seed=seed % 1000)
+    gen = torch.Generator().manual_seed(seed)
+    shape_x = (B, T, I) if batch_first else (T, B, I)
+    x = torch.randn(shape_x, generator=gen, dtype=torch.float64)
+    grad_out = torch.zeros(shape_x[:2] + (H,), dtype=torch.float64)
+    if loss == "last":
+        idx = (slice(None), -1) if batch_first else (-1,)
+        grad_out[idx] = torch.randn(B, H, generator=gen, dtype=torch.float64)
+    else:
+        grad_out.normal_(generator=gen)
+    state = random_like_state(model, B, gen, 0.5) if with_state else None
+    grad_state = random_like_state(model, B, gen) if loss == "random" else None
+    assert_agree(bptt(model, x, grad_out, state, grad_state),
+                 autograd_reference(model, x, grad_out, state, grad_state))
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+def test_bptt_returns_torchs_names_and_shapes(kind, kwargs):
+    model = make_model(kind, kwargs, num_layers=2, batch_first=True)
+    x = make_input(model, T=5, B=3)
+    res = bptt(model, x, torch.ones(3, 5, 4, dtype=torch.float64))
+    assert list(res.params) == [n for n, _ in model.named_parameters()]
+    assert all(res.params[n].shape == p.shape for n, p in model.named_parameters())
+    assert res.dx.shape == x.shape and res.dh0.shape == (2, 3, 4)
+    assert len(res.dh) == 2 and res.dh[0].shape == (5, 3, 4)
+    assert (res.dc0 is not None) == (kind == "lstm") and (res.dc is not None) == (kind == "lstm")
+    out, final = model(x)
+    torch.testing.assert_close(res.output, out, atol=0, rtol=0)
+
+
+def test_bptt_handles_unbatched_input():
+    model = make_model("lstm", {}, num_layers=2)
+    x = make_input(model, B=1)
+    g = torch.randn(6, 1, 4, dtype=torch.float64)
+    one = bptt(model, x[:, 0], g[:, 0])
+    batched = bptt(model, x, g)
+    torch.testing.assert_close(one.dx, batched.dx[:, 0])
+    assert one.dh0.shape == (2, 4) and one.dc0.shape == (2, 4)
+
+
+def test_bptt_runs_without_autograd_and_leaves_grads_alone():
+    model = make_model("gru", {})
+    x = make_input(model)
+    res = bptt(model, x, torch.ones(6, 3, 4, dtype=torch.float64))
+    assert not res.dx.requires_grad and all(not g.requires_grad for g in res.params.values())
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("segment", [1, 3])
+def test_backward_step_by_step_equals_the_whole_sequence(kind, kwargs, segment):
+    """Split the sequence into segments; run bptt on each from the last to the first, carrying
+    (∂L/∂h, ∂L/∂c) across the boundary as grad_state. Every quantity equals the whole-sequence run."""
+    model = make_model(kind, kwargs, num_layers=2)
+    T, B = 7, 3
+    x = make_input(model, T=T, B=B)
+    gen = torch.Generator().manual_seed(5)
+    grad_out = torch.randn(T, B, 4, generator=gen, dtype=torch.float64)
+    whole = bptt(model, x, grad_out)
+    # forward once to get the state entering each segment
+    bounds = list(range(0, T, segment)) + [T]
+    states, state = [], None
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        states.append(state)
+        state = model(x[a:b], state)[1]
+    carry = None
+    dh = [torch.empty(T, B, 4, dtype=torch.float64) for _ in range(2)]
+    dxs, params = [], {n: 0 for n in whole.params}
+    for (a, b), state in reversed(list(zip(zip(bounds[:-1], bounds[1:]), states))):
+        part = bptt(model, x[a:b], grad_out[a:b], state, carry)
+        carry = part.dh0 if kind != "lstm" else (part.dh0, part.dc0)
+        for k in range(2):
+            dh[k][a:b] = part.dh[k]
+        dxs.insert(0, part.dx)
+        params = {n: params[n] + g for n, g in part.params.items()}
+    torch.testing.assert_close(torch.cat(dxs), whole.dx, atol=1e-13, rtol=1e-12)
+    for k in range(2):
+        torch.testing.assert_close(dh[k], whole.dh[k], atol=1e-13, rtol=1e-12)
+    for n, g in whole.params.items():
+        torch.testing.assert_close(params[n], g, atol=1e-12, rtol=1e-11)
+    first = carry if kind != "lstm" else carry[0]
+    torch.testing.assert_close(first, whole.dh0, atol=1e-13, rtol=1e-12)
+
+
+def test_linear_srn_matches_the_closed_form():
+    """For a linear SRN, ∂L/∂h_t = Σ_k ∂⁺L/∂h_{t+k} W_hh^k (row vectors), i.e. (W_hhᵀ)^k in columns."""
+    model = make_model("srn", {"nonlinearity": "linear"}, hidden_size=5)
+    T, B = 12, 2
+    x = make_input(model, T=T, B=B)
+    gen = torch.Generator().manual_seed(3)
+    explicit = torch.randn(T, B, 5, generator=gen, dtype=torch.float64)
+    res = bptt(model, x, explicit)
+    W = model.weight_hh_l0.detach()
+    powers = [torch.eye(5, dtype=torch.float64)]
+    for _ in range(T):
+        powers.append(powers[-1] @ W)
+    for t in range(T):
+        want = sum(explicit[t + k] @ powers[k] for k in range(T - t))
+        torch.testing.assert_close(res.dh[0][t], want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_record_and_bptt_agree(kind, kwargs, num_layers, batch_first):
+    model = make_model(kind, kwargs, num_layers=num_layers, batch_first=batch_first)
+    x = make_input(model, T=8, B=3)
+    weights = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    loss_fn = lambda out: (out * weights).tanh().sum()  # noqa: E731
+    trace = gradlab.record(model, x, loss_fn, full=True)
+    out = model(x)[0].detach().requires_grad_(True)
+    (grad_out,) = torch.autograd.grad(loss_fn(out), out)
+    res = bptt(model, x, grad_out)
+    for k in range(num_layers):
+        torch.testing.assert_close(res.dh[k], trace.grad("h", k), atol=1e-13, rtol=1e-11)
+        if kind == "lstm":
+            torch.testing.assert_close(res.dc[k], trace.grad("c", k), atol=1e-13, rtol=1e-11)
+    torch.testing.assert_close(res.dh0, trace.initial_grads["h"], atol=1e-13, rtol=1e-11)
+
+
+def test_float32_is_supported_and_close_to_float64():
+    model64 = make_model("lstm", {}, num_layers=2)
+    model32 = copy.deepcopy(model64).float()
+    x = make_input(model64)
+    g = torch.randn(6, 3, 4, dtype=torch.float64)
+    r64, r32 = bptt(model64, x, g), bptt(model32, x.float(), g.float())
+    assert r32.dx.dtype == torch.float32
+    np.testing.assert_allclose(r32.params["weight_hh_l0"].numpy(), r64.params["weight_hh_l0"].numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+@CUDA
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_bptt_equals_autograd_on_cuda(kind, kwargs, dtype):
+    model = make_model(kind, kwargs, num_layers=2, device="cuda", dtype=dtype)
+    x = make_input(model, T=10, B=3)
+    g = torch.randn(10, 3, 4, dtype=dtype, device="cuda")
+    tol = REL_TOL if dtype == torch.float64 else 1e-4
+    res = bptt(model, x, g)
+    assert res.dx.is_cuda
+    assert_agree(res, autograd_reference(model, x, g), tol)
