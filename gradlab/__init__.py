@@ -3,7 +3,8 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from gradlab.bptt import BPTTResult, bptt
-from gradlab.convert import from_torch, to_torch
+from gradlab.convert import from_torch, to_torch, to_torch_cell
+from gradlab.layouts import from_d2l, from_nndl, to_d2l, to_nndl
 from gradlab.hooks import HookPoint, attached, hook_points
 from gradlab.models import GRU, LSTM, SRN, RecurrentModel
 from gradlab.record import record
@@ -24,9 +25,14 @@ __all__ = [
     "Trace",
     "attached",
     "bptt",
+    "from_d2l",
+    "from_nndl",
     "from_torch",
     "hook_points",
     "record",
+    "to_d2l",
+    "to_nndl",
     "to_torch",
+    "to_torch_cell",
     "__version__",
 ]
