@@ -188,3 +188,39 @@ def test_bptt_equals_autograd_on_cuda(kind, kwargs, dtype):
     res = bptt(model, x, g)
     assert res.dx.is_cuda
     assert_agree(res, autograd_reference(model, x, g), tol)
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+def test_step_jacobians_equal_autograd(kind, kwargs):
+    """(JAC-SRN), (JAC-LSTM), (JAC-GRU) against torch.autograd.functional.jacobian of one step."""
+    from gradlab.backward import ARCHITECTURES
+    from gradlab.cells import gru_gates, gru_update, lstm_cell, lstm_gates, lstm_hidden, srn_step
+
+    model = make_model(kind, kwargs, input_size=3, hidden_size=5)
+    w_ih, w_hh, b_ih, b_hh = model.layer_parameters(0)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
+    state = tuple(0.5 * torch.randn(2, 5, generator=gen, dtype=torch.float64) for _ in model.state_names)
+    x_proj = torch.nn.functional.linear(x, w_ih, b_ih)
+    arch = ARCHITECTURES[kind]
+    opts = {"nonlinearity": model.nonlinearity} if kind == "srn" else {}
+    with torch.no_grad():
+        tape = arch.forward(x_proj, state, w_hh, b_hh, **opts)
+    t = 2
+
+    def step(s):  # s: [S], the state of sample b before step t
+        if kind == "srn":
+            return srn_step(x_proj[t, b], s, w_hh, b_hh, model.nonlinearity)
+        if kind == "gru":
+            _, z, n, _ = gru_gates(x_proj[t, b], s, w_hh, b_hh)
+            return gru_update(z, n, s)
+        h, c = s[:5], s[5:]
+        i, f, g, o = lstm_gates(x_proj[t, b], h, w_hh, b_hh)
+        c_new = lstm_cell(i, f, g, c)
+        return torch.cat((lstm_hidden(c_new, o), c_new))
+
+    J = arch.step_jacobian(tape, t, w_hh.detach())
+    for b in range(2):
+        s_prev = torch.cat([p[t, b] for p in ((tape.h,) if kind != "lstm" else (tape.h, tape.c))])
+        want = torch.autograd.functional.jacobian(step, s_prev)
+        torch.testing.assert_close(J[b], want, atol=1e-13, rtol=1e-12)

@@ -67,3 +67,12 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
         torch.mm(dy[t].view(B, 3 * H), weight_hh, out=back)
         back.addcmul_(dh[t], z[t])
     return LayerGrads(dh, None, dx.view(T, B, 3 * H), dy.view(T, B, 3 * H), (back,))
+
+
+def step_jacobian(tape: GRUTape, t: int, weight_hh: torch.Tensor) -> torch.Tensor:
+    """Eq. (JAC-GRU): ∂h_t/∂h_{t−1} for step t (0-based). Returns [B, H, H]."""
+    r, z, n, m = tape.gates[t].chunk(4, dim=-1)
+    W_r, W_z, W_n = weight_hh.chunk(3)
+    col = lambda v: v.unsqueeze(-1)  # noqa: E731  diag(v) M == v[:, None] * M
+    dn = col((1 - z) * (1 - n * n)) * (col(r) * W_n + col(m * r * (1 - r)) * W_r)
+    return torch.diag_embed(z) + col((tape.h[t] - n) * z * (1 - z)) * W_z + dn

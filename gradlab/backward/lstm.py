@@ -70,3 +70,18 @@ def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, 
         torch.mul(dc[t], f[t], out=back_c)
     dz = dz.view(T, B, 4 * H)
     return LayerGrads(dh, dc, dz, dz, (back_h, back_c))
+
+
+def step_jacobian(tape: LSTMTape, t: int, weight_hh: torch.Tensor) -> torch.Tensor:
+    """Eq. (JAC-LSTM): the Jacobian of (h_t, c_t) with respect to (h_{t−1}, c_{t−1}) for step t
+    (0-based), as the block matrix [[∂h/∂h, ∂h/∂c], [∂c/∂h, ∂c/∂c]]. Returns [B, 2H, 2H]."""
+    i, f, g, o = tape.gates[t].chunk(4, dim=-1)
+    c_prev, tanh_c = tape.c[t], torch.tanh(tape.c[t + 1])
+    W_i, W_f, W_g, W_o = weight_hh.chunk(4)
+    col = lambda v: v.unsqueeze(-1)  # noqa: E731  diag(v) M == v[:, None] * M
+    dc_dh = col(g * i * (1 - i)) * W_i + col(c_prev * f * (1 - f)) * W_f + col(i * (1 - g * g)) * W_g
+    k = o * (1 - tanh_c * tanh_c)
+    dh_dh = col(tanh_c * o * (1 - o)) * W_o + col(k) * dc_dh
+    top = torch.cat((dh_dh, torch.diag_embed(k * f)), dim=-1)
+    bottom = torch.cat((dc_dh, torch.diag_embed(f)), dim=-1)
+    return torch.cat((top, bottom), dim=-2)

@@ -46,3 +46,8 @@ def backward(tape: SRNTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
         torch.mul(dh[t], tape.dphi[t], out=da[t])
         torch.mm(da[t], weight_hh, out=back)
     return LayerGrads(dh, None, da, da, (back,))
+
+
+def step_jacobian(tape: SRNTape, t: int, weight_hh: torch.Tensor) -> torch.Tensor:
+    """Eq. (JAC-SRN): ∂h_t/∂h_{t−1} = diag(φ′(a_t)) W_hh for step t (0-based). Returns [B, H, H]."""
+    return tape.dphi[t].unsqueeze(-1) * weight_hh
