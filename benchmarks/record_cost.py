@@ -1,11 +1,15 @@
-"""What recording every per-step gradient costs, against torch's fused nn.LSTM in the same run.
+"""What recording every per-step gradient costs, against torch's fused modules in the same run.
 
-Baseline: torch.nn.LSTM forward + backward (fused kernels) on the same input and loss.
-Compared: gradlab's LSTM forward + backward without hooks (the Python time loop), and
-gradlab.record() (the loop plus a tensor hook and a norm at every step). Prints median wall times
-over repeats and ratios to the baseline. Not a test: timings depend on the machine.
+Baseline: torch.nn.RNN / nn.LSTM / nn.GRU forward + backward (fused kernels), same input and loss.
+Compared, each recording the total gradient of every step:
+  record(): gradlab's model under autograd, a tensor hook and a norm at every step;
+  bptt():   the hand-derived backward pass (forward sweep keeping a tape, backward recurrences,
+            parameter gradients), no autograd.
+Also shown: gradlab's model forward + backward under autograd without hooks (the Python loop).
+Prints median wall times over repeats and ratios to the baseline. Not a test: timings depend on
+the machine.
 
-    python benchmarks/record_cost.py            # T in 100, 1000; H = 64; B = 32
+    python benchmarks/record_cost.py            # T in 100, 1000; H = 64; B = 32; all models
     python benchmarks/record_cost.py --smoke    # one tiny size, for the test suite
 """
 
@@ -20,6 +24,8 @@ import torch
 
 import gradlab
 
+TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+
 
 def median_time(fn, repeats: int) -> float:
     fn()  # warm-up
@@ -31,30 +37,31 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench(T: int, B: int, H: int, repeats: int) -> dict:
+def bench(kind: str, T: int, B: int, H: int, repeats: int) -> dict:
     torch.manual_seed(0)
-    fused = torch.nn.LSTM(H, H)
+    fused = TORCH_MODULES[kind](H, H)
     model = gradlab.from_torch(fused)
     x = torch.randn(T, B, H)
+    grad_output = torch.zeros(T, B, H)
+    grad_output[-1] = 1.0  # the loss reads the last step
 
     def loss_of(output):
-        return output[-1].pow(2).sum()
+        return (output * grad_output).sum()
 
     def torch_fb():
         fused.zero_grad(set_to_none=True)
         loss_of(fused(x)[0]).backward()
 
-    def gradlab_fb():
+    def loop_fb():
         model.zero_grad(set_to_none=True)
         loss_of(model(x)[0]).backward()
 
-    def gradlab_record():
-        gradlab.record(model, x, loss_of, full=False)
-
-    base = median_time(torch_fb, repeats)
-    loop = median_time(gradlab_fb, repeats)
-    rec = median_time(gradlab_record, repeats)
-    return {"T": T, "B": B, "H": H, "torch_s": base, "loop_s": loop, "record_s": rec}
+    return {
+        "torch": median_time(torch_fb, repeats),
+        "loop": median_time(loop_fb, repeats),
+        "record": median_time(lambda: gradlab.record(model, x, loss_of, full=False), repeats),
+        "bptt": median_time(lambda: gradlab.bptt(model, x, grad_output), repeats),
+    }
 
 
 def main(argv=None) -> None:
@@ -64,13 +71,17 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     sizes = [(10, 2, 8)] if args.smoke else [(100, 32, 64), (1000, 32, 64)]
     repeats = 1 if args.smoke else args.repeats
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print(f"{'T':>6} {'B':>4} {'H':>4}  {'nn.LSTM f+b':>12}  {'gradlab f+b':>12}  {'record()':>10}  "
-          f"{'loop/torch':>10}  {'record/torch':>12}")
-    for T, B, H in sizes:
-        r = bench(T, B, H, repeats)
-        print(f"{T:>6} {B:>4} {H:>4}  {r['torch_s'] * 1e3:>10.1f}ms  {r['loop_s'] * 1e3:>10.1f}ms  "
-              f"{r['record_s'] * 1e3:>8.1f}ms  {r['loop_s'] / r['torch_s']:>10.2f}  {r['record_s'] / r['torch_s']:>12.2f}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}; "
+          f"median of {repeats}; ratios are time / torch fused forward+backward")
+    print(f"{'model':>5} {'T':>5} {'B':>3} {'H':>3}  {'torch f+b':>10} {'loop f+b':>9} {'record()':>9} "
+          f"{'bptt()':>8}   {'loop':>5} {'record':>6} {'bptt':>5}")
+    for kind in TORCH_MODULES:
+        for T, B, H in sizes:
+            r = bench(kind, T, B, H, repeats)
+            ms = {k: f"{v * 1e3:.1f}ms" for k, v in r.items()}
+            print(f"{kind:>5} {T:>5} {B:>3} {H:>3}  {ms['torch']:>10} {ms['loop']:>9} {ms['record']:>9} "
+                  f"{ms['bptt']:>8}   {r['loop'] / r['torch']:>5.2f} {r['record'] / r['torch']:>6.2f} "
+                  f"{r['bptt'] / r['torch']:>5.2f}")
 
 
 if __name__ == "__main__":

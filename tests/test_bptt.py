@@ -73,7 +73,8 @@ def test_bptt_returns_torchs_names_and_shapes(kind, kwargs):
     assert len(res.dh) == 2 and res.dh[0].shape == (5, 3, 4)
     assert (res.dc0 is not None) == (kind == "lstm") and (res.dc is not None) == (kind == "lstm")
     out, final = model(x)
-    torch.testing.assert_close(res.output, out, atol=0, rtol=0)
+    # bptt's forward sweep adds b_hh to the input projection once, so it rounds differently
+    torch.testing.assert_close(res.output, out, atol=1e-14, rtol=0)
 
 
 def test_bptt_handles_unbatched_input():

@@ -31,9 +31,8 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
     h = stack_states(state[0], T)
     gates = x_proj.new_empty(T, B, 4 * H3 // 3)
     for t in range(T):
-        r, z, n, m = gru_gates(x_proj[t], h[t], weight_hh, bias_hh)
-        torch.cat((r, z, n, m), dim=-1, out=gates[t])
-        h[t + 1] = gru_update(z, n, h[t])
+        _, z, n, _ = gru_gates(x_proj[t], h[t], weight_hh, bias_hh, out=gates[t])
+        gru_update(z, n, h[t], out=h[t + 1])
     return GRUTape(h, gates)
 
 

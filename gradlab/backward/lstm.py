@@ -31,11 +31,11 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
     T = x_proj.shape[0]
     h, c = stack_states(state[0], T), stack_states(state[1], T)
     gates = torch.empty_like(x_proj)
+    x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
     for t in range(T):
-        i, f, g, o = lstm_gates(x_proj[t], h[t], weight_hh, bias_hh)
-        torch.cat((i, f, g, o), dim=-1, out=gates[t])
-        c[t + 1] = lstm_cell(i, f, g, c[t])
-        h[t + 1] = lstm_hidden(c[t + 1], o)
+        i, f, g, o = lstm_gates(x_proj[t], h[t], weight_hh, None, out=gates[t])
+        lstm_cell(i, f, g, c[t], out=c[t + 1])
+        lstm_hidden(c[t + 1], o, out=h[t + 1])
     return LSTMTape(h, c, gates)
 
 

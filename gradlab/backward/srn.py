@@ -26,8 +26,9 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
     """Eq. (SRN) for all steps, keeping h_t. x_proj: [T, B, H]; state: (h_0 [B, H],)."""
     T = x_proj.shape[0]
     h = stack_states(state[0], T)
+    x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
     for t in range(T):
-        h[t + 1] = srn_step(x_proj[t], h[t], weight_hh, bias_hh, nonlinearity)
+        srn_step(x_proj[t], h[t], weight_hh, None, nonlinearity, out=h[t + 1])
     return SRNTape(h, ACTIVATION_DERIVATIVES[nonlinearity](h[1:]))
 
 
