@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -16,10 +18,12 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     assert test_command in ci
 
 
-def test_readme_python_example_runs():
-    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+def test_readme_python_examples_run_and_agree():
     namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    trace = namespace["trace"]
+    for code in re.findall(r"```python\n(.*?)```", README, re.S):
+        exec(compile(code, "README.md", "exec"), namespace)
+    trace, res = namespace["trace"], namespace["res"]
     assert trace.grad_norms("h").shape == (200, 8)
     assert trace.grad("h").shape == (200, 8, 64)
+    # the hand-derived pass and the hooks see the same gradient
+    torch.testing.assert_close(res.dh[-1], trace.grad("h"), rtol=1e-4, atol=1e-9)
