@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from gradlab.backward.common import LayerGrads, stack_states
+from gradlab.backward.logscale import LogScale
 from gradlab.cells import gru_gates, gru_update
 
 
@@ -37,7 +38,7 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
 
 
 def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor) -> LayerGrads:
+             weight_hh: torch.Tensor, scale: Optional[LogScale] = None) -> LayerGrads:
     """The GRU's backward recurrences, with ∂L/∂h beyond the last step from ``carry``:
 
     (GRU-back-h)  δh_t = ∂⁺L/∂h_t + δy_{t+1} W_hh + δh_{t+1} ⊙ z_{t+1}
@@ -46,6 +47,7 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
     δx_t = [δa_r, δa_z, δa_n] is the gradient on the input projection, δy_t = [δa_r, δa_z, δa_n ⊙ r]
     the gradient on the recurrent projection y = h_{t−1} W_hhᵀ + b_hh.
     explicit: [T, B, H]; carry: (∂L/∂h arriving from beyond the last step,) [B, H].
+    With ``scale`` the sweep runs in the log domain (eq. LOG-carry), as in ``srn.backward``.
     """
     T, B, H = explicit.shape
     r, z, n, m = tape.gates.view(T, B, 4, H).unbind(2)
@@ -57,7 +59,10 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
     dy = explicit.new_empty(T, B, 3, H)
     back = carry[0].clone()
     for t in range(T - 1, -1, -1):
-        torch.add(explicit[t], back, out=dh[t])
+        if scale is None:
+            torch.add(explicit[t], back, out=dh[t])
+        else:
+            scale.enter(t, back, (), out=dh[t])
         torch.mul(dh[t], A_n[t], out=dx[t, :, 2])
         torch.mul(dh[t], A_z[t], out=dx[t, :, 1])
         torch.mul(dx[t, :, 2], A_r[t], out=dx[t, :, 0])
@@ -65,6 +70,8 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
         torch.mul(dx[t, :, 2], r[t], out=dy[t, :, 2])
         torch.mm(dy[t].view(B, 3 * H), weight_hh, out=back)
         back.addcmul_(dh[t], z[t])
+        if scale is not None:
+            scale.renormalize(back)
     return LayerGrads(dh, None, dx.view(T, B, 3 * H), dy.view(T, B, 3 * H), (back,))
 
 

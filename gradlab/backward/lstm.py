@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from gradlab.backward.common import LayerGrads, stack_states
+from gradlab.backward.logscale import LogScale
 from gradlab.cells import lstm_cell, lstm_gates, lstm_hidden
 
 
@@ -40,7 +41,7 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
 
 
 def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor) -> LayerGrads:
+             weight_hh: torch.Tensor, scale: Optional[LogScale] = None) -> LayerGrads:
     """The LSTM's backward recurrences, with (∂L/∂h, ∂L/∂c) beyond the last step from ``carry``:
 
     (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
@@ -50,6 +51,7 @@ def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, 
     The factors that do not depend on the recurrence are formed for all steps before the loop;
     the loop itself writes into preallocated buffers.
     explicit: [T, B, H]; carry: (∂L/∂h, ∂L/∂c) arriving from beyond the last step, each [B, H].
+    With ``scale`` the sweep runs in the log domain (eq. LOG-carry), as in ``srn.backward``.
     """
     T, B, H = explicit.shape
     i, f, g, o = tape.gates.view(T, B, 4, H).unbind(2)
@@ -62,12 +64,17 @@ def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, 
     dz = explicit.new_empty(T, B, 4, H)
     back_h, back_c = carry[0].clone(), carry[1].clone()
     for t in range(T - 1, -1, -1):
-        torch.add(explicit[t], back_h, out=dh[t])
+        if scale is None:
+            torch.add(explicit[t], back_h, out=dh[t])
+        else:
+            scale.enter(t, back_h, (back_c,), out=dh[t])
         torch.addcmul(back_c, dh[t], A_c[t], out=dc[t])
         torch.mul(dc[t].unsqueeze(1), A[t], out=dz[t, :, :3])
         torch.mul(dh[t], A_o[t], out=dz[t, :, 3])
         torch.mm(dz[t].view(B, 4 * H), weight_hh, out=back_h)
         torch.mul(dc[t], f[t], out=back_c)
+        if scale is not None:
+            scale.renormalize(back_h, back_c)
     dz = dz.view(T, B, 4 * H)
     return LayerGrads(dh, dc, dz, dz, (back_h, back_c))
 

@@ -1,0 +1,86 @@
+"""Carrying an adjoint past floating-point range: a unit-size carry and a separate log scale.
+
+The gradient carried backwards shrinks or grows geometrically, so after enough steps its plain
+value is 0.0 or inf. Here the carry is kept with its largest entry at magnitude 1 per sample, and
+its size is accumulated as a natural-log scale λ in float64 (docs/derivations.md, eq. LOG-carry):
+
+    true carry of sample b = exp(λ_b) · ĉ_b,   max |ĉ_b| = 1 (or ĉ_b = 0).
+
+The explicit gradient ∂⁺L/∂h_t arrives in the same form (ê_t, ℓ_t) and is merged with the
+log-sum-exp trick, m = max(λ, ℓ_t):  ĉ ← ĉ·e^{λ−m} + ê_t·e^{ℓ_t−m},  λ ← m; every exponent is ≤ 0,
+so nothing overflows and an underflow only drops a term that is negligible beside the other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: log of an exact zero. A finite stand-in for −inf keeps λ − m well defined (never −inf − (−inf)).
+LOG_ZERO = -1e300
+
+
+def split_log(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: [..., D] → (x̂ with max |x̂| = 1 per row (0 rows stay 0), log max |x| [...] in float64)."""
+    m = x.abs().amax(dim=-1)
+    safe = torch.where(m > 0, m, torch.ones_like(m))
+    log = torch.where(m > 0, safe.to(torch.float64).log(), torch.full_like(m, LOG_ZERO, dtype=torch.float64))
+    return x / safe.unsqueeze(-1), log
+
+
+def log10_norm(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
+    """log10 ‖exp(log) · x̂‖ over the last dim, in float64: −inf only where x̂ is exactly zero."""
+    norm = torch.linalg.vector_norm(x_hat.to(torch.float64), dim=-1)
+    return (log + norm.log()) / math.log(10)
+
+
+def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
+    """exp(log) · x̂ in x̂'s dtype: 0.0 or inf where that leaves the range, as plain arithmetic would."""
+    scale = torch.where(log <= LOG_ZERO / 2, torch.zeros_like(log), log.exp()).unsqueeze(-1).to(x_hat.dtype)
+    return torch.where(x_hat == 0, torch.zeros_like(x_hat), x_hat * scale)  # never 0 · inf = NaN
+
+
+class LogScale:
+    """The per-sample log scale of one layer's backward sweep, and the explicit gradients in log form.
+
+    explicit_hat: [T, B, H], explicit_log: [T, B] — ∂⁺L/∂h_t = exp(explicit_log) · explicit_hat.
+    start: [B] the log scale of the carry entering the sweep (of grad_state, or LOG_ZERO).
+    After the sweep, ``steps[t]`` is the log scale of the stored dh[t], dc[t], dz[t].
+    """
+
+    def __init__(self, explicit_hat: torch.Tensor, explicit_log: torch.Tensor, start: torch.Tensor) -> None:
+        self.explicit_hat, self.explicit_log = split_log_rows(explicit_hat, explicit_log)
+        self.has_explicit = (self.explicit_log > LOG_ZERO / 2).any(dim=1).tolist()  # one sync
+        self.log = start.clone()
+        self.steps = torch.empty_like(explicit_log)
+
+    def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        """Write the total δh_t (carry plus explicit, on a common scale) into ``out``; rescale ``others``."""
+        if self.has_explicit[t]:
+            m = torch.maximum(self.log, self.explicit_log[t])
+            a = (self.log - m).exp().to(carry.dtype).unsqueeze(-1)
+            b = (self.explicit_log[t] - m).exp().to(carry.dtype).unsqueeze(-1)
+            torch.addcmul(carry * a, self.explicit_hat[t], b, out=out)
+            for other in others:
+                other.mul_(a)
+            self.log = m
+        else:
+            out.copy_(carry)
+        self.steps[t] = self.log
+
+    def renormalize(self, *carries: torch.Tensor) -> None:
+        """Divide the carries in place by their joint largest magnitude per sample; add its log to λ."""
+        m = carries[0].abs().amax(dim=-1)
+        for c in carries[1:]:
+            m = torch.maximum(m, c.abs().amax(dim=-1))
+        safe = torch.where(m > 0, m, torch.ones_like(m))
+        for c in carries:
+            c.div_(safe.unsqueeze(-1))
+        self.log = self.log + safe.to(torch.float64).log()
+
+
+def split_log_rows(x_hat: torch.Tensor, log: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Renormalise (x̂, log) so that every row of x̂ has max magnitude 1 (the inputs need not)."""
+    hat, extra = split_log(x_hat)
+    return hat, torch.where(extra > LOG_ZERO / 2, log + extra, torch.full_like(log, LOG_ZERO))

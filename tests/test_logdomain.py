@@ -1,0 +1,93 @@
+"""Log-domain BPTT: exact log10 ‖∂L/∂h_t‖ where the plain float64 value is 0.0 or inf."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gradlab
+from conftest import MODEL_CONFIGS, make_model
+from gradlab.autograd_ref import compare
+from gradlab.backward.logscale import LOG_ZERO, log10_norm, split_log, to_plain
+
+
+def linear_srn(rho, H=8, seed=0):
+    """A linear SRN with W_hh = ρ·Q, Q orthogonal: ‖∂L/∂h_t‖ = ρ^(T−1−t) ‖∂L/∂h_{T−1}‖ exactly."""
+    gen = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=gen, dtype=torch.float64))
+    model = gradlab.SRN(2, H, nonlinearity="linear", bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(rho * Q)
+    return model
+
+
+@pytest.mark.parametrize("rho,plain_word", [(0.9, "underflow"), (1.1, "overflow")])
+def test_linear_srn_decays_by_rho_per_step_past_float64(rho, plain_word):
+    T, H = 20_000, 8
+    model = linear_srn(rho, H)
+    x = torch.zeros(T, 1, 2, dtype=torch.float64)
+    grad_out = torch.zeros(T, 1, H, dtype=torch.float64)
+    grad_out[-1] = torch.randn(1, H, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    res = gradlab.bptt(model, x, grad_out, log_domain=True)
+    log10 = res.log10_dh[0][:, 0]
+    assert torch.isfinite(log10).all()
+    np.testing.assert_allclose((log10[:-1] - log10[1:]).numpy(), math.log10(rho), atol=1e-9, rtol=0)
+    first = res.dh[0][0].abs().max().item()  # the plain value at t = 0
+    assert (first == 0.0) if plain_word == "underflow" else (first == math.inf)
+    assert not torch.isnan(res.dh[0]).any()
+
+
+def test_lstm_with_constant_gates_decays_by_exactly_f():
+    """Zero recurrent weights and a constant input: every gate is constant, ∂c_t/∂c_{t−1} = f."""
+    T, H = 5000, 3
+    model = gradlab.LSTM(1, H, dtype=torch.float64)
+    f = 0.5
+    with torch.no_grad():
+        model.weight_hh_l0.zero_()
+        model.weight_ih_l0.zero_()
+        model.bias_hh_l0.zero_()
+        model.bias_ih_l0.copy_(torch.tensor([0.3] * H + [math.log(f / (1 - f))] * H + [0.2] * H + [0.1] * H))
+    x = torch.zeros(T, 2, 1, dtype=torch.float64)
+    grad_out = torch.zeros(T, 2, H, dtype=torch.float64)
+    grad_out[-1] = 1.0
+    res = gradlab.bptt(model, x, grad_out, log_domain=True)
+    log10_c = res.log10_dc[0]
+    assert torch.isfinite(log10_c).all() and res.dc[0][0].abs().max() == 0.0  # plain underflowed
+    np.testing.assert_allclose((log10_c[:-1] - log10_c[1:]).numpy(), math.log10(f), atol=1e-9, rtol=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=st.sampled_from(MODEL_CONFIGS), T=st.integers(1, 30), layers=st.integers(1, 3),
+       loss=st.sampled_from(["last", "all"]), with_end=st.booleans(), seed=st.integers(0, 10_000))
+def test_log_domain_and_plain_agree_where_both_are_representable(config, T, layers, loss, with_end, seed):
+    kind, kwargs = config
+    model = make_model(kind, kwargs, num_layers=layers, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, 3, 3, generator=gen, dtype=torch.float64)
+    g = torch.randn(T, 3, 4, generator=gen, dtype=torch.float64)
+    if loss == "last":
+        g[:-1] = 0
+    end = None
+    if with_end:
+        parts = [torch.randn(layers, 3, 4, generator=gen, dtype=torch.float64) for _ in model.state_names]
+        end = parts[0] if len(parts) == 1 else tuple(parts)
+    plain = gradlab.bptt(model, x, g, grad_state=end)
+    logd = gradlab.bptt(model, x, g, grad_state=end, log_domain=True)
+    bad = [r for r in compare(logd, plain) if not r[2] <= 1e-10]
+    assert not bad
+    for k in range(layers):
+        finite = torch.isfinite(plain.log10_dh[k])
+        torch.testing.assert_close(logd.log10_dh[k][finite], plain.log10_dh[k][finite], atol=1e-12, rtol=0)
+
+
+def test_log_helpers_never_make_nan():
+    x = torch.tensor([[0.0, 0.0], [3.0, -4.0]], dtype=torch.float64)
+    hat, log = split_log(x)
+    assert hat.abs().amax(-1).tolist() == [0.0, 1.0] and log[0] == LOG_ZERO
+    assert log10_norm(hat, log)[0] == -math.inf
+    assert log10_norm(hat, log)[1].item() == pytest.approx(math.log10(5))
+    big = to_plain(hat, torch.tensor([0.0, 1000.0], dtype=torch.float64))
+    assert big[0].tolist() == [0.0, 0.0] and big[1].abs().tolist() == [math.inf, math.inf]
