@@ -63,6 +63,7 @@ class LayerBackward:
     dc: Optional[torch.Tensor]
     log10_dh: torch.Tensor  # [T, B] float64
     log10_dc: Optional[torch.Tensor]
+    log10_explicit: torch.Tensor  # [T, B] float64, ‖∂⁺L/∂h_t‖ of this layer
     params: dict[str, torch.Tensor]
     carry: tuple  # plain tuple of [B, H]; in the log domain: ((ĥ, ĉ), log [B])
 
@@ -101,6 +102,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
         w_ih, w_hh, b_ih, _ = model.layer_parameters(k)
         if log_domain:
             hat, log = explicit
+            log10_explicit = log10_norm(hat, log)
             carry_hat, carry_log = ends[k]
             scale = LogScale(hat.contiguous(), log, carry_log)
             g = arch.backward(tapes[k], scale.explicit_hat, tuple(c.clone() for c in carry_hat), w_hh, scale)
@@ -113,6 +115,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             carry = (g.carry, scale.log)
             explicit = (g.dx_proj @ w_ih, steps)
         else:
+            log10_explicit = stable_norm(explicit).log10()
             g = arch.backward(tapes[k], explicit.contiguous(), tuple(c.clone() for c in ends[k]), w_hh)
             dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
             log10_dh = stable_norm(dh).log10()
@@ -124,7 +127,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                   f"weight_hh_l{k}": dyp2.T @ tapes[k].h[:-1].flatten(0, 1)}
         if b_ih is not None:
             params[f"bias_ih_l{k}"], params[f"bias_hh_l{k}"] = dxp2.sum(0), dyp2.sum(0)
-        layers[k] = LayerBackward(dh, dc, log10_dh, log10_dc, params, carry)
+        layers[k] = LayerBackward(dh, dc, log10_dh, log10_dc, log10_explicit, params, carry)
     return layers, explicit
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
+from gradlab.bptt import bptt
 from gradlab.convert import from_torch
 from gradlab.hooks import attached
 from gradlab.models import RecurrentModel, State
@@ -50,6 +52,7 @@ def record(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     state: Optional[State] = None,
     full: Optional[bool] = None,
+    log_domain: bool = True,
 ) -> Trace:
     """Run ``model`` on ``x``, back-propagate ``loss_fn(output)`` and return the :class:`Trace`.
 
@@ -59,6 +62,8 @@ def record(
         the top layer's h_t) and returns a scalar tensor.
     state: the initial state as the model takes it (zeros when None).
     full: keep the full gradient tensors; None keeps them up to ``FULL_TENSOR_LIMIT`` elements.
+    log_domain: also run the hand-derived log-domain backward pass (``gradlab.bptt``) on the same
+        ∂L/∂output, for ``trace.log10_grad_norms``: exact where the plain norms under- or overflow.
     """
     if isinstance(model, (nn.RNN, nn.LSTM, nn.GRU)):
         model = from_torch(model)
@@ -81,11 +86,15 @@ def record(
         else:
             norms[name][k][t] = stable_norm(g.reshape(B, H))
 
+    top_explicit = []
+
     def keep_sequence(k: int, g: torch.Tensor) -> None:
         g = g.reshape(T, B, H)
         explicit_norms[k].copy_(stable_norm(g))
         if full:
             explicit_grads[k].copy_(g)
+        if k == L - 1:
+            top_explicit.append(g)  # ∂L/∂output, time-major
 
     def on_state(name: str, k: int):
         def hook(tensor: torch.Tensor, t: Optional[int]) -> None:
@@ -112,6 +121,9 @@ def record(
     initial_grads = {n: (g if g is not None else torch.zeros_like(p)).detach()
                      for n, g, p in zip(model.state_names, initial, leaves)}
     to_numpy = lambda ts: [t.cpu().numpy() for t in ts]  # noqa: E731
+    log10_norms = None
+    if log_domain:
+        log10_norms = _log10_norms(model, x, state, top_explicit[0] if top_explicit else x.new_zeros(T, B, H))
     return Trace(
         model_kind=model.kind,
         loss=float(loss.detach()),
@@ -120,6 +132,21 @@ def record(
         initial_grads=initial_grads,
         grads=grads,
         explicit_grads=explicit_grads,
+        log10_norms=log10_norms,
         meta={"num_steps": T, "batch": B, "hidden": H, "dtype": str(x.dtype).replace("torch.", ""),
               "device": str(x.device)},
     )
+
+
+def _log10_norms(model: RecurrentModel, x: torch.Tensor, state: Optional[State],
+                 grad_output_tm: torch.Tensor) -> dict[str, list[np.ndarray]]:
+    """The log-domain BPTT of the same ∂L/∂output (given time-major), as [T, B] arrays per layer."""
+    if x.dim() == 2:
+        grad_output = grad_output_tm.squeeze(1)
+    else:
+        grad_output = grad_output_tm.transpose(0, 1) if model.batch_first else grad_output_tm
+    res = bptt(model, x, grad_output, state=state, log_domain=True)
+    out = {"h": [g.cpu().numpy() for g in res.log10_dh]}
+    if res.log10_dc is not None:
+        out["c"] = [g.cpu().numpy() for g in res.log10_dc]
+    return out

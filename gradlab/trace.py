@@ -24,16 +24,19 @@ class Trace:
     explicit_norms[k]:     [T, B] float64, ‖∂⁺L/∂h_t‖ of layer k
     grads[name][k]:        [T, B, H] total gradients (only when kept)
     explicit_grads[k]:     [T, B, H] explicit gradients (only when kept)
-    initial_grads[name]:   [L, B, H] ∂L/∂name_0, the gradient on the initial state
+    initial_grads[name]:   [L, B, H] ∂L/∂name_0, the gradient on the initial state (when known)
+    log10_norms[name][k]:  [T, B] float64, log10 ‖∂L/∂name_t‖ from the log-domain backward pass:
+                           exact where the plain norm is 0.0 or inf; −inf only for exact zeros
     """
 
     model_kind: str
     loss: float
     norms: dict[str, list[np.ndarray]]
     explicit_norms: list[np.ndarray]
-    initial_grads: dict[str, torch.Tensor]
+    initial_grads: Optional[dict[str, torch.Tensor]] = None
     grads: Optional[dict[str, list[torch.Tensor]]] = None
     explicit_grads: Optional[list[torch.Tensor]] = None
+    log10_norms: Optional[dict[str, list[np.ndarray]]] = None
     meta: dict = field(default_factory=dict)
 
     @property
@@ -63,6 +66,13 @@ class Trace:
     def grad_norms(self, name: str = "h", layer: int = -1) -> np.ndarray:
         """[T, B]: per-sample L2 norm over hidden units of the total ∂L/∂name_t."""
         return self.norms[name][self._check(name, layer)]
+
+    def log10_grad_norms(self, name: str = "h", layer: int = -1) -> np.ndarray:
+        """[T, B]: log10 of the per-sample norm of the total ∂L/∂name_t, finite wherever the true
+        gradient is non-zero (also where ``grad_norms`` has underflowed to 0.0 or overflowed)."""
+        if self.log10_norms is None:
+            raise ValueError("this trace has no log-domain norms (record(..., log_domain=True) provides them)")
+        return self.log10_norms[name][self._check(name, layer)]
 
     def explicit_grad_norms(self, layer: int = -1) -> np.ndarray:
         """[T, B]: per-sample L2 norm of the explicit part ∂⁺L/∂h_t."""

@@ -91,3 +91,25 @@ def test_log_helpers_never_make_nan():
     assert log10_norm(hat, log)[1].item() == pytest.approx(math.log10(5))
     big = to_plain(hat, torch.tensor([0.0, 1000.0], dtype=torch.float64))
     assert big[0].tolist() == [0.0, 0.0] and big[1].abs().tolist() == [math.inf, math.inf]
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS[:1] + MODEL_CONFIGS[3:])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_record_provides_log10_norms_that_match_the_plain_ones(kind, kwargs, batch_first):
+    model = make_model(kind, kwargs, num_layers=2, batch_first=batch_first)
+    x = torch.randn((3, 9, 3) if batch_first else (9, 3, 3), dtype=torch.float64)
+    trace = gradlab.record(model, x, lambda o: o.tanh().pow(2).sum())
+    for name in model.state_names:
+        for k in range(2):
+            np.testing.assert_allclose(trace.log10_grad_norms(name, k), np.log10(trace.grad_norms(name, k)),
+                                       atol=1e-12, rtol=0)
+
+
+def test_record_log10_norms_stay_finite_where_float32_underflows():
+    model = gradlab.SRN(2, 2, nonlinearity="linear", bias=False)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(0.1 * torch.eye(2))
+    trace = gradlab.record(model, torch.ones(80, 1, 2), lambda o: o[-1].sum())
+    plain, log10 = trace.grad_norms("h")[:, 0], trace.log10_grad_norms("h")[:, 0]
+    assert plain[0] == 0.0 and np.isfinite(log10).all()
+    np.testing.assert_allclose(np.diff(log10), 1.0, atol=1e-5)  # ×10 per step towards the loss

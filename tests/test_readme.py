@@ -25,5 +25,7 @@ def test_readme_python_examples_run_and_agree():
     trace, res = namespace["trace"], namespace["res"]
     assert trace.grad_norms("h").shape == (200, 8)
     assert trace.grad("h").shape == (200, 8, 64)
-    # the hand-derived pass and the hooks see the same gradient
-    torch.testing.assert_close(res.dh[-1], trace.grad("h"), rtol=1e-4, atol=1e-9)
+    # the hand-derived pass and the hooks see the same gradient (float32: compared norm-wise,
+    # since elements near cancellation differ relatively more between two summation orders)
+    a, b = res.dh[-1], trace.grad("h")
+    assert (a - b).abs().max() <= 1e-5 * b.abs().max()
