@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     atomic_write(targets[2], lambda p: write_json(p, data), overwrite=args.overwrite)
     title = f"digit-sum, T = {cfg.length}, H = {cfg.hidden}, {cfg.dtype}, loss on the last step, at initialisation"
     fig = decay_figure({r.kind: r.profiles for r in analysis.results}, {r.kind: r.fits for r in analysis.results},
-                       title=title)
+                       title=title, dtype=cfg.dtype)
     save_figure(fig, args.out / NAME, overwrite=args.overwrite)
     for t in targets:
         print(t)

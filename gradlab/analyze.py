@@ -21,7 +21,7 @@ from gradlab.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_
 from gradlab.plots.decay import decay_figure
 from gradlab.plots.style import save_figure
 from gradlab.problem import LOSS_AT_TEXT, DigitSumClassifier, build_problem
-from gradlab.record import record
+from gradlab.checkpointed import checkpointed_norms
 from gradlab.runs import RunDir, fresh_run_dir, write_json
 from gradlab.tasks.digit_sum import sample_batch
 from gradlab.trace import Trace
@@ -65,15 +65,15 @@ def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
     """Record every model of ``cfg`` on one digit-sum batch drawn from ``cfg.seed``."""
     dtype = getattr(torch, cfg.dtype)
     digits, labels = sample_batch(cfg.length, cfg.batch, np.random.default_rng(cfg.seed))
+    digits_t = torch.as_tensor(digits, device=cfg.device)
+    labels_t = torch.as_tensor(labels, device=cfg.device)
     results = []
-    for kind in tqdm(cfg.models, desc="recording", unit="model", disable=not progress, leave=False):
+    for kind in tqdm(cfg.models, desc="models", unit="model", disable=not progress or len(cfg.models) == 1):
         problem = build_problem(kind, cfg.hidden, cfg.layers, cfg.seed, dtype, cfg.device)
-        x = problem.embed(torch.as_tensor(digits, device=cfg.device))
-        loss_fn = problem.loss_fn(torch.as_tensor(labels, device=cfg.device), cfg.loss_at)
-        trace = record(problem.model, x, loss_fn, full=False)
+        trace = record_checkpointed(problem, digits_t, labels_t, cfg, progress)
         result = ModelResult(kind, problem, trace)
         for name in trace.names:
-            prof = decay_profile(trace.grad_norms(name))
+            prof = decay_profile(trace.log10_grad_norms(name), trace.grad_norms(name))
             result.profiles[name] = prof
             result.fits[name] = fit_decay(prof)
             result.horizons[name] = horizon(prof)
@@ -81,11 +81,25 @@ def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
     return Analysis(cfg, digits, labels, results)
 
 
+def record_checkpointed(problem: DigitSumClassifier, digits: torch.Tensor, labels: torch.Tensor,
+                        cfg: AnalyzeConfig, progress: bool) -> Trace:
+    """The Trace of one problem from the checkpointed log-domain backward pass (any length)."""
+    explicit, loss = problem.explicit_fn(labels, cfg.loss_at, cfg.length)
+    streamed = checkpointed_norms(problem.model, problem.input_fn(digits), explicit, cfg.length, cfg.batch,
+                                  progress=progress)
+    with np.errstate(under="ignore"):
+        explicit_norms = [10.0 ** e for e in streamed.explicit_log10]
+    return Trace(model_kind=problem.model.kind, loss=loss(), norms=streamed.plain, explicit_norms=explicit_norms,
+                 log10_norms=streamed.log10,
+                 meta={"num_steps": cfg.length, "batch": cfg.batch, "hidden": cfg.hidden, "dtype": cfg.dtype,
+                       "device": cfg.device, "engine": "checkpointed log-domain BPTT"})
+
+
 # -- files ---------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ["model", "t", "distance",
-               "grad_h", "grad_h_p10", "grad_h_p90", "status_h",
-               "grad_c", "grad_c_p10", "grad_c_p90", "status_c",
+               "grad_h", "status_h", "log10_grad_h", "log10_grad_h_p10", "log10_grad_h_p90",
+               "grad_c", "status_c", "log10_grad_c", "log10_grad_c_p10", "log10_grad_c_p90",
                "explicit_h"]
 
 
@@ -98,9 +112,10 @@ def _csv_rows(analysis: Analysis):
             for s in ("h", "c"):
                 prof = res.profiles.get(s)
                 row[f"grad_{s}"] = repr(float(prof.mean[k])) if prof else ""
-                row[f"grad_{s}_p10"] = repr(float(prof.lo[k])) if prof else ""
-                row[f"grad_{s}_p90"] = repr(float(prof.hi[k])) if prof else ""
                 row[f"status_{s}"] = prof.status[k] if prof else ""
+                row[f"log10_grad_{s}"] = repr(float(prof.log10_mean[k])) if prof else ""
+                row[f"log10_grad_{s}_p10"] = repr(float(prof.log10_lo[k])) if prof else ""
+                row[f"log10_grad_{s}_p90"] = repr(float(prof.log10_hi[k])) if prof else ""
             yield row
 
 
@@ -112,7 +127,7 @@ def write_trace_csv(path: Path, analysis: Analysis) -> None:
         writer.writerows(_csv_rows(analysis))
 
 
-SUMMARY_DISTANCES = (0, 1, 10, 50, 100, 200, 500, 1000)
+SUMMARY_DISTANCES = (0, 1, 10, 50, 100, 200, 500, 1000, 10_000, 100_000, 1_000_000)
 
 
 def summary(analysis: Analysis) -> dict:
@@ -124,7 +139,8 @@ def summary(analysis: Analysis) -> dict:
         for s, prof in res.profiles.items():
             ks = [k for k in SUMMARY_DISTANCES if k < len(prof.mean)]
             per_state[s] = {
-                "norm_at_distance": {str(k): {"mean": float(prof.mean[k]), "status": str(prof.status[k])} for k in ks},
+                "norm_at_distance": {str(k): {"mean": float(prof.mean[k]), "status": str(prof.status[k]),
+                                              "log10_mean": float(prof.log10_mean[k])} for k in ks},
                 "decay_factor_per_step": asdict(res.fits[s]),
                 "horizon": asdict(res.horizons[s]),
                 "steps_underflowed": int(np.sum(prof.mean == 0)),
@@ -139,9 +155,12 @@ def summary(analysis: Analysis) -> dict:
             "task": "NNDL digit-sum (random n1, n2; one noise digit)",
             "model": "Embedding(10, 32) -> {model} -> Linear(hidden, 19), at initialisation (torch's default init)",
             "loss": f"cross-entropy summed over the batch, on {LOSS_AT_TEXT[cfg.loss_at]}",
-            "norms": "per-sample L2 norm over hidden units of the total dL/dh_t (dL/dc_t); 'mean' is the batch mean",
+            "norms": "per-sample L2 norm over hidden units of the total dL/dh_t (dL/dc_t); 'mean' is the batch mean "
+                     "of the norms as the run's dtype holds them (0.0 = underflow, inf = overflow); 'log10_mean' is "
+                     "log10 of the batch mean of the true norms, from the log-domain backward pass",
+            "engine": "hand-derived BPTT in the log domain, checkpointed every ~sqrt(T) steps",
             "distance": "k = t_loss - t, with t_loss the last step",
-            "fit": "least squares of log10(batch mean) against distance over the fitted range; factor = 10^slope",
+            "fit": "least squares of log10_mean against distance over the fitted range; factor = 10^slope",
         },
         "versions": {"gradlab": _gradlab_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "python": sys.version.split()[0], "platform": platform.platform()},
@@ -169,11 +188,12 @@ def _write_files(run: RunDir, analysis: Analysis) -> None:
     write_trace_csv(d / "trace.csv", analysis)
     write_json(d / "summary.json", summary(analysis))
     torch.save({res.kind: res.problem.state_dict() for res in analysis.results}, d / "models.pt")
-    torch.save({"digits": torch.as_tensor(analysis.digits), "labels": torch.as_tensor(analysis.labels),
+    torch.save({"digits": torch.as_tensor(analysis.digits, dtype=torch.uint8),  # 0..9; .long() to use
+                "labels": torch.as_tensor(analysis.labels),
                 "config": asdict(analysis.config)}, d / "batch.pt")
     cfg = analysis.config
     title = (f"digit-sum, T = {cfg.length}, {cfg.layers} layer(s), H = {cfg.hidden}, {cfg.dtype}, "
              f"loss on {LOSS_AT_TEXT[cfg.loss_at]}, at initialisation")
     fig = decay_figure({r.kind: r.profiles for r in analysis.results},
-                       {r.kind: r.fits for r in analysis.results}, title=title)
+                       {r.kind: r.fits for r in analysis.results}, title=title, dtype=cfg.dtype)
     save_figure(fig, d / "decay")

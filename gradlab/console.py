@@ -8,16 +8,28 @@ from gradlab.analyze import Analysis
 from gradlab.plots.style import MODEL_LABELS
 from gradlab.problem import LOSS_AT_TEXT
 
-TABLE_DISTANCES = (0, 1, 5, 10, 25, 50, 100, 200, 500, 1000)
+TABLE_DISTANCES = (0, 1, 5, 10, 25, 50, 100, 200, 500, 1000, 10_000, 100_000, 1_000_000)
 
 
-def format_value(v: float) -> str:
-    """A gradient norm, with numerical trouble spelled out rather than hidden."""
-    if v == 0.0:
-        return "0 (underflow)"
-    if not math.isfinite(v):
-        return "inf (overflow)"
-    return f"{v:.3e}"
+def format_log10(value: float) -> str:
+    """10^value written as m.mmme±N, also far outside float64 (e.g. 3.100e-2052)."""
+    if not math.isfinite(value):
+        return "0" if value < 0 else "inf"
+    exponent = math.floor(value)
+    mantissa = 10 ** (value - exponent)
+    if mantissa >= 9.9995:  # rounding would print 10.000
+        mantissa, exponent = 1.0, exponent + 1
+    return f"{mantissa:.3f}e{exponent:+03d}"
+
+
+def format_value(log10_value: float, plain: float, dtype: str) -> str:
+    """A gradient norm from its log10, with the run dtype's numerical trouble spelled out."""
+    text = format_log10(log10_value)
+    if plain == 0.0 and math.isfinite(log10_value):
+        return f"{text} (0 in {dtype})"
+    if not math.isfinite(plain):
+        return f"{text} (inf in {dtype})"
+    return text
 
 
 def format_report(analysis: Analysis, run_dir) -> str:
@@ -27,11 +39,15 @@ def format_report(analysis: Analysis, run_dir) -> str:
              ""]
     columns = [(r, s) for r in analysis.results for s in r.profiles]
     heads = [f"{MODEL_LABELS[r.kind]} ‖∂L/∂{s}_t‖" for r, s in columns]
-    width = max(16, *(len(h) for h in heads))
-    lines.append("distance  " + "  ".join(h.rjust(width) for h in heads))
-    ks = [k for k in TABLE_DISTANCES if k < cfg.length] + ([cfg.length - 1] if cfg.length - 1 not in TABLE_DISTANCES else [])
-    for k in ks:
-        lines.append(f"{k:>8}  " + "  ".join(format_value(float(r.profiles[s].mean[k])).rjust(width) for r, s in columns))
+    ks = [k for k in TABLE_DISTANCES if k < cfg.length]
+    if cfg.length - 1 not in ks:
+        ks.append(cfg.length - 1)
+    cells = [[format_value(float(r.profiles[s].log10_mean[k]), float(r.profiles[s].mean[k]), cfg.dtype)
+              for r, s in columns] for k in ks]
+    widths = [max(len(h), *(len(row[j]) for row in cells)) for j, h in enumerate(heads)]
+    lines.append("distance  " + "  ".join(h.rjust(w) for h, w in zip(heads, widths)))
+    for k, row in zip(ks, cells):
+        lines.append(f"{k:>8}  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
     lines.append("")
     for r in analysis.results:
         for s, fit in r.fits.items():

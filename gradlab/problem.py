@@ -52,6 +52,32 @@ class DigitSumClassifier(nn.Module):
         return loss
 
 
+    def input_fn(self, digits: torch.Tensor):
+        """For the checkpointed driver: (t0, t1) → the model input of steps t0..t1−1, [S, B, 32]."""
+        return lambda t0, t1: self.embed(digits[:, t0:t1])
+
+    def explicit_fn(self, labels: torch.Tensor, loss_at: str, length: int):
+        """For the checkpointed driver: (t0, t1, output) → ∂L/∂output for those steps.
+
+        Returns the function and a callable giving the loss accumulated over the calls. The loss is
+        a sum over steps, so each segment's part is the loss of that segment's outputs.
+        """
+        loss_fn = self.loss_fn(labels, loss_at)
+        total = [0.0]
+
+        def explicit(t0: int, t1: int, output: torch.Tensor) -> torch.Tensor:
+            if loss_at == "last" and t1 < length:
+                return torch.zeros_like(output)
+            with torch.enable_grad():
+                leaf = output.detach().requires_grad_(True)
+                loss = loss_fn(leaf)
+                (grad,) = torch.autograd.grad(loss, leaf)
+            total[0] += float(loss.detach())
+            return grad
+
+        return explicit, lambda: total[0]
+
+
 def build_problem(kind: str, hidden: int, layers: int, seed: int,
                   dtype: torch.dtype = torch.float32, device: str = "cpu") -> DigitSumClassifier:
     """The classifier around a fresh ``kind`` model, initialised from ``seed``."""

@@ -71,7 +71,7 @@ def check_run(run_dir: Path) -> Iterator[Check]:
     for kind in config["models"]:
         problem = build_problem(kind, config["hidden"], config["layers"], seed=0, dtype=torch.float64)
         problem.load_state_dict(states[kind])
-        x = problem.embed(batch["digits"])
+        x = problem.embed(batch["digits"].long())
         model = problem.model
         with torch.enable_grad():
             output = model(x)[0].detach().requires_grad_(True)

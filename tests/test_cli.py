@@ -36,7 +36,7 @@ def test_analyze_writes_a_complete_run_that_can_be_rechecked(tmp_path, capsys):
     assert str(run) in printed and "decay factor" in printed and "horizon" in printed
 
     rows = read_csv(run / "trace.csv")
-    assert {"t", "distance", "grad_h", "grad_c"} <= set(rows[0])
+    assert {"t", "distance", "grad_h", "grad_c", "log10_grad_h", "log10_grad_c"} <= set(rows[0])
     assert [r["model"] for r in rows] == ["srn"] * 12 + ["lstm"] * 12
     assert all(r["grad_c"] == "" for r in rows if r["model"] == "srn")
     assert all(int(r["t"]) + int(r["distance"]) == 11 for r in rows)
@@ -48,17 +48,21 @@ def test_analyze_writes_a_complete_run_that_can_be_rechecked(tmp_path, capsys):
     assert 0 < fit["factor"] < 1 and fit["first"] == 1 and fit["last"] == 11
     assert "horizon" in summary["models"]["srn"]["gradients"]["h"]
 
-    # re-check: rebuild each model from models.pt, record again on batch.pt, compare with trace.csv
+    # re-check: rebuild each model from models.pt, record again (autograd hooks) on batch.pt and
+    # compare with trace.csv, which the checkpointed log-domain engine wrote
     states = torch.load(run / "models.pt")
     batch = torch.load(run / "batch.pt")
     for kind in ("srn", "lstm"):
         problem = build_problem(kind, 8, 1, seed=123, dtype=torch.float64)
         problem.load_state_dict(states[kind])
-        trace = gradlab.record(problem.model, problem.embed(batch["digits"]),
+        trace = gradlab.record(problem.model, problem.embed(batch["digits"].long()),
                                problem.loss_fn(batch["labels"], "last"))
-        want = trace.grad_norms("h").mean(axis=1)[::-1]
-        got = np.array([float(r["grad_h"]) for r in rows if r["model"] == kind])
-        np.testing.assert_allclose(got, want, rtol=1e-15)
+        for name in problem.model.state_names:
+            want = trace.grad_norms(name).mean(axis=1)[::-1]
+            got = np.array([float(r[f"grad_{name}"]) for r in rows if r["model"] == kind])
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+            got_log = np.array([float(r[f"log10_grad_{name}"]) for r in rows if r["model"] == kind])
+            np.testing.assert_allclose(got_log, np.log10(want), atol=1e-12, rtol=0)
 
 
 def test_runs_never_overwrite_each_other(tmp_path):
@@ -70,10 +74,12 @@ def test_runs_never_overwrite_each_other(tmp_path):
 def test_underflow_is_reported_as_such_never_nan(tmp_path, capsys):
     assert main(["analyze", "--model", "srn", "--len", "260", "--batch", "4", "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "0 (underflow)" in printed and "nan" not in printed.lower()
+    assert "(0 in float32)" in printed and "nan" not in printed.lower()
     (run,) = run_dirs(tmp_path)
     rows = read_csv(run / "trace.csv")
     assert rows[-1]["status_h"] == "underflow" and float(rows[-1]["grad_h"]) == 0.0
+    # the log-domain value goes on where float32 has nothing left
+    assert -80 < float(rows[-1]["log10_grad_h"]) < -45
     assert not any("nan" in v.lower() for r in rows for v in r.values())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["models"]["srn"]["gradients"]["h"]["steps_underflowed"] > 0

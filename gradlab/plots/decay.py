@@ -1,4 +1,9 @@
-"""The decay figure: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against distance, log scale, one colour per model."""
+"""The decay figure: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against distance, one colour per model.
+
+The y axis holds log10 of the norms (labelled as powers of ten), so the curve goes on where the
+run's dtype has underflowed to 0.0 or overflowed to inf; where that happens a dotted vertical line
+marks it.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,28 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gradlab.metrics import BAND_PERCENTILES, DecayFit, DecayProfile
-from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log_axis_powers_of_ten, new_figure
+from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure
 
 STATE_TITLES = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\partial c_t\|$"}
 PANEL_TITLES = {"h": "hidden state $h_t$", "c": "cell state $c_t$ (LSTM)"}
+#: Longer profiles are drawn at about this many evenly spaced distances (the data files keep all).
+MAX_POINTS = 20_000
+
+
+def _thin(n: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).round().astype(int))
 
 
 def decay_figure(
     profiles: Mapping[str, Mapping[str, DecayProfile]],
     fits: Mapping[str, Mapping[str, DecayFit]],
     title: str = "",
+    dtype: str = "",
 ) -> Figure:
     """profiles[model][state] and fits[model][state] → one panel per state ("h", then "c").
 
     Each model: its batch mean (line), the percentile band, and the fitted decay factor in the
-    legend. Where the mean has underflowed to 0.0 a marker on the lower edge says so.
+    legend; a dotted line where the plain value in ``dtype`` first is 0.0 (underflow) or inf.
     """
     states = [s for s in ("h", "c") if any(s in p for p in profiles.values())]
     fig, axes = new_figure(ncols=len(states))
@@ -36,14 +48,13 @@ def decay_figure(
             label = MODEL_LABELS[model]
             if fit.factor is not None:
                 label += f" (×{fit.factor:.3g} per step)"
-            shown = np.isfinite(prof.mean) & (prof.mean > 0)
-            mean = np.where(shown, prof.mean, np.nan)
-            ax.plot(prof.distance, mean, color=color, lw=1.6, label=label)
-            band = shown & (prof.lo > 0) & np.isfinite(prof.hi)
-            ax.fill_between(prof.distance, np.where(band, prof.lo, np.nan), np.where(band, prof.hi, np.nan),
-                            color=color, alpha=0.2, lw=0)
-            _mark_trouble(ax, prof, color)
-        log_axis_powers_of_ten(ax, "y")
+            idx = _thin(len(prof.distance))
+            d = prof.distance[idx]
+            finite = lambda v: np.where(np.isfinite(v), v, np.nan)  # noqa: E731
+            ax.plot(d, finite(prof.log10_mean[idx]), color=color, lw=1.6, label=label)
+            ax.fill_between(d, finite(prof.log10_lo[idx]), finite(prof.log10_hi[idx]), color=color, alpha=0.2, lw=0)
+            _mark_trouble(ax, prof, color, dtype)
+        log10_axis_powers_of_ten(ax, "y")
         ax.set_xlabel("distance from the step the loss reads, $k = t_{loss} - t$ (steps)")
         ax.set_ylabel(f"{STATE_TITLES[state]} (batch mean)")
         ax.set_title(PANEL_TITLES[state])
@@ -54,15 +65,13 @@ def decay_figure(
     return fig
 
 
-def _mark_trouble(ax, prof: DecayProfile, color) -> None:
-    """Mark where the mean first is 0.0 (underflow) or inf (overflow): such values have no place
-    on a log axis, so they are drawn as a marker on the lower or upper edge with a note."""
-    for word, where, y in (("underflow", prof.mean == 0, 0.0), ("overflow", ~np.isfinite(prof.mean), 1.0)):
+def _mark_trouble(ax, prof: DecayProfile, color, dtype: str) -> None:
+    """A dotted vertical line where the plain mean first is 0.0 (underflow) or inf (overflow)."""
+    for word, where, text in (("underflow", prof.mean == 0, "0.0"), ("overflow", ~np.isfinite(prof.mean), "inf")):
         idx = np.flatnonzero(where)
         if idx.size:
             k = int(prof.distance[idx[0]])
-            ax.plot([k], [y], marker="v" if y == 0 else "^", color=color, ms=8, clip_on=False,
-                    transform=ax.get_xaxis_transform(), ls="none")
-            ax.annotate(f"{'0.0' if y == 0 else 'inf'} ({word}) from k = {k}", xy=(k, y),
-                        xycoords=ax.get_xaxis_transform(), xytext=(4, 6 if y == 0 else -12),
-                        textcoords="offset points", fontsize=7, color=color)
+            ax.axvline(k, color=color, ls=":", lw=1.2)
+            ax.annotate(f"{dtype + ' ' if dtype else ''}{text} ({word}) from k = {k}", xy=(k, 0.02),
+                        xycoords=ax.get_xaxis_transform(), xytext=(3, 0), textcoords="offset points",
+                        fontsize=7, color=color, rotation=90, va="bottom")

@@ -8,7 +8,7 @@ from pathlib import Path
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogFormatterMathtext, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatterMathtext, LogLocator, MaxNLocator, NullFormatter
 
 from gradlab.runs import atomic_write
 
@@ -37,6 +37,14 @@ def log_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:
     target.set_major_locator(LogLocator(base=10, numticks=12))
     target.set_major_formatter(LogFormatterMathtext(base=10))
     target.set_minor_formatter(NullFormatter())
+
+
+def log10_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:
+    """An axis that holds log10 values, labelled as powers of ten (10^-400 has no float64, so
+    values this far out are drawn as their logarithms on a linear axis)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"$10^{{{int(round(v))}}}$"))
 
 
 def save_figure(fig: Figure, stem: Path, overwrite: bool = False) -> list[Path]:
