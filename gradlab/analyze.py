@@ -22,6 +22,7 @@ from gradlab.plots.decay import decay_figure
 from gradlab.plots.style import save_figure
 from gradlab.problem import LOSS_AT_TEXT, DigitSumClassifier, build_problem
 from gradlab.checkpointed import checkpointed_norms
+from gradlab.init import initialise
 from gradlab.runs import RunDir, fresh_run_dir, write_json
 from gradlab.tasks.digit_sum import sample_batch
 from gradlab.trace import Trace
@@ -39,6 +40,11 @@ class AnalyzeConfig:
     dtype: str = "float32"
     device: str = "cpu"
     out: str = "runs"
+    init: str = "default"
+    gain: Optional[float] = None
+    forget_bias: Optional[float] = None
+    nonlinearity: str = "tanh"
+    zero_input: bool = False
 
 
 @dataclass
@@ -51,6 +57,7 @@ class ModelResult:
     profiles: dict[str, DecayProfile] = field(default_factory=dict)
     fits: dict[str, DecayFit] = field(default_factory=dict)
     horizons: dict[str, Horizon] = field(default_factory=dict)
+    forward_overflow_step: Optional[int] = None  # set when the forward pass itself overflowed
 
 
 @dataclass
@@ -69,30 +76,37 @@ def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
     labels_t = torch.as_tensor(labels, device=cfg.device)
     results = []
     for kind in tqdm(cfg.models, desc="models", unit="model", disable=not progress or len(cfg.models) == 1):
-        problem = build_problem(kind, cfg.hidden, cfg.layers, cfg.seed, dtype, cfg.device)
-        trace = record_checkpointed(problem, digits_t, labels_t, cfg, progress)
-        result = ModelResult(kind, problem, trace)
+        problem = build_problem(kind, cfg.hidden, cfg.layers, cfg.seed, dtype, cfg.device,
+                                nonlinearity=cfg.nonlinearity)
+        initialise(problem.model, cfg.init, cfg.gain, cfg.forget_bias if kind == "lstm" else None, cfg.seed)
+        trace, overflow = record_checkpointed(problem, digits_t, labels_t, cfg, progress)
+        result = ModelResult(kind, problem, trace, forward_overflow_step=overflow)
+        results.append(result)
+        if overflow is not None:
+            continue
         for name in trace.names:
             prof = decay_profile(trace.log10_grad_norms(name), trace.grad_norms(name))
             result.profiles[name] = prof
             result.fits[name] = fit_decay(prof)
             result.horizons[name] = horizon(prof)
-        results.append(result)
     return Analysis(cfg, digits, labels, results)
 
 
 def record_checkpointed(problem: DigitSumClassifier, digits: torch.Tensor, labels: torch.Tensor,
-                        cfg: AnalyzeConfig, progress: bool) -> Trace:
-    """The Trace of one problem from the checkpointed log-domain backward pass (any length)."""
+                        cfg: AnalyzeConfig, progress: bool) -> tuple[Trace, Optional[int]]:
+    """The Trace of one problem from the checkpointed log-domain backward pass (any length), and
+    the step at which the forward pass overflowed (None if it did not)."""
     explicit, loss = problem.explicit_fn(labels, cfg.loss_at, cfg.length)
-    streamed = checkpointed_norms(problem.model, problem.input_fn(digits), explicit, cfg.length, cfg.batch,
-                                  progress=progress)
+    inputs = problem.input_fn(digits)
+    if cfg.zero_input:
+        inputs = lambda t0, t1, real=inputs: torch.zeros_like(real(t0, t1))  # noqa: E731
+    streamed = checkpointed_norms(problem.model, inputs, explicit, cfg.length, cfg.batch, progress=progress)
     with np.errstate(under="ignore"):
         explicit_norms = [10.0 ** e for e in streamed.explicit_log10]
     return Trace(model_kind=problem.model.kind, loss=loss(), norms=streamed.plain, explicit_norms=explicit_norms,
                  log10_norms=streamed.log10,
                  meta={"num_steps": cfg.length, "batch": cfg.batch, "hidden": cfg.hidden, "dtype": cfg.dtype,
-                       "device": cfg.device, "engine": "checkpointed log-domain BPTT"})
+                       "device": cfg.device, "engine": "checkpointed log-domain BPTT"}), streamed.forward_overflow_step
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -106,6 +120,14 @@ CSV_COLUMNS = ["model", "t", "distance",
 def _csv_rows(analysis: Analysis):
     for res in analysis.results:
         T = res.trace.num_steps
+        if res.forward_overflow_step is not None:  # no gradient is defined
+            for k in range(T):
+                row = dict.fromkeys(CSV_COLUMNS, "")
+                row.update(model=res.kind, t=T - 1 - k, distance=k, status_h="forward overflow")
+                if "c" in res.trace.names:
+                    row["status_c"] = "forward overflow"
+                yield row
+            continue
         explicit = res.trace.explicit_grad_norms().mean(axis=1)
         for k in range(T):
             row = {"model": res.kind, "t": T - 1 - k, "distance": k, "explicit_h": repr(float(explicit[T - 1 - k]))}
@@ -147,7 +169,7 @@ def summary(analysis: Analysis) -> dict:
                 "steps_overflowed": int(np.sum(~np.isfinite(prof.mean))),
             }
         models[res.kind] = {"loss": res.trace.loss, "loss_is_finite": bool(np.isfinite(res.trace.loss)),
-                            "gradients": per_state}
+                            "forward_overflow_step": res.forward_overflow_step, "gradients": per_state}
     return {
         "command": "gradlab analyze",
         "config": asdict(cfg),
@@ -194,6 +216,9 @@ def _write_files(run: RunDir, analysis: Analysis) -> None:
     cfg = analysis.config
     title = (f"digit-sum, T = {cfg.length}, {cfg.layers} layer(s), H = {cfg.hidden}, {cfg.dtype}, "
              f"loss on {LOSS_AT_TEXT[cfg.loss_at]}, at initialisation")
-    fig = decay_figure({r.kind: r.profiles for r in analysis.results},
-                       {r.kind: r.fits for r in analysis.results}, title=title, dtype=cfg.dtype)
+    shown = [r for r in analysis.results if r.profiles]
+    if not shown:  # every forward pass overflowed: there is no gradient to draw
+        return
+    fig = decay_figure({r.kind: r.profiles for r in shown}, {r.kind: r.fits for r in shown}, title=title,
+                       dtype=cfg.dtype)
     save_figure(fig, d / "decay")

@@ -41,6 +41,7 @@ class StreamedNorms:
     log10: dict[str, list[np.ndarray]]
     plain: dict[str, list[np.ndarray]]
     explicit_log10: list[np.ndarray]
+    forward_overflow_step: Optional[int] = None  # the first step whose state is not finite, if any
 
 
 def segment_length(T: int) -> int:
@@ -49,7 +50,11 @@ def segment_length(T: int) -> int:
 
 def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: ExplicitFn, T: int, batch: int,
                        segment: Optional[int] = None, progress: bool = True) -> StreamedNorms:
-    """Gradient norms at every step and layer of ``model`` run from a zero state over T steps."""
+    """Gradient norms at every step and layer of ``model`` run from a zero state over T steps.
+
+    If the forward pass itself overflows (a state becomes inf or NaN), no gradient is defined: the
+    result then holds only ``forward_overflow_step`` (and zero arrays).
+    """
     S = segment or segment_length(T)
     starts = list(range(0, T, S))
     L, H = model.num_layers, model.hidden_size
@@ -69,6 +74,10 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
             _, tapes = forward_tapes(model, inputs(t0, t1), state)
             state = tuple(torch.stack([tape.final[i] for tape in tapes]) for i in range(len(names)))
             bar.update(t1 - t0)
+            if not all(torch.isfinite(tape.h).all() for tape in tapes):
+                bad = torch.stack([~torch.isfinite(tape.h[1:]).flatten(1).all(1) for tape in tapes]).any(0)
+                bar.close()
+                return StreamedNorms(log10, plain, explicit_log10, forward_overflow_step=t0 + int(bad.nonzero()[0]))
         zeros = torch.zeros(batch, H, dtype=p.dtype, device=p.device)
         zero_log = torch.full((batch,), LOG_ZERO, dtype=torch.float64, device=p.device)
         ends = [(tuple(zeros for _ in names), zero_log) for _ in range(L)]

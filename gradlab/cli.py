@@ -7,10 +7,12 @@ allowed; no traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from gradlab.init import INITS
 from gradlab.models import MODEL_CLASSES
 from gradlab.problem import LOSS_AT
 
@@ -71,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="(default: cpu)")
     a.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR",
                    help="where the run directory is created; earlier runs are never overwritten (default: runs)")
+    r = a.add_argument_group("regimes", "initialisations that make gradients vanish, stay or explode")
+    r.add_argument("--init", choices=INITS, default="default",
+                   help="shape of every H×H block of W_hh: torch's default, orthogonal, identity (IRNN, biases 0) "
+                        "or normal N(0, 1/H) (default: default)")
+    r.add_argument("--gain", type=_positive_float, default=None, metavar="G",
+                   help="rescale every block of W_hh to spectral radius G")
+    r.add_argument("--forget-bias", type=_finite_float, default=None, metavar="B",
+                   help="the LSTM's total forget-gate bias (LSTMs only)")
+    r.add_argument("--nonlinearity", choices=("tanh", "relu", "linear"), default="tanh",
+                   help="the SRN's nonlinearity (default: tanh)")
+    r.add_argument("--zero-input", action="store_true", help="feed zeros instead of the embedded digits")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
 
     v = sub.add_parser("verify", help="check the hand-derived backward pass against autograd (float64)",
@@ -90,12 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
@@ -122,9 +145,14 @@ def run_analyze(args: argparse.Namespace) -> int:
 
     _check_device(args.device)
     _check_out(args.out)
+    if args.forget_bias is not None and "lstm" not in args.model:
+        raise UsageError("argument --forget-bias: applies to the LSTM only; add lstm to --model")
+    if args.nonlinearity != "tanh" and "srn" not in args.model:
+        raise UsageError("argument --nonlinearity: applies to the SRN only; add srn to --model")
     cfg = AnalyzeConfig(models=args.model, length=args.length, hidden=args.hidden, layers=args.layers,
                         batch=args.batch, seed=args.seed, loss_at=args.loss_at, dtype=args.dtype,
-                        device=args.device, out=str(args.out))
+                        device=args.device, out=str(args.out), init=args.init, gain=args.gain,
+                        forget_bias=args.forget_bias, nonlinearity=args.nonlinearity, zero_input=args.zero_input)
     analysis = analyze(cfg, progress=not args.quiet)
     run_dir = write_run(analysis)
     print(format_report(analysis, run_dir))

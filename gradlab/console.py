@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from gradlab.analyze import Analysis
 from gradlab.plots.style import MODEL_LABELS
@@ -37,7 +38,13 @@ def format_report(analysis: Analysis, run_dir) -> str:
     lines = [f"gradlab analyze: digit-sum, len {cfg.length}, batch {cfg.batch}, hidden {cfg.hidden}, "
              f"{cfg.layers} layer(s), {cfg.dtype} on {cfg.device}, seed {cfg.seed}, loss on {LOSS_AT_TEXT[cfg.loss_at]}",
              ""]
+    for r in analysis.results:
+        if r.forward_overflow_step is not None:
+            lines.append(f"{MODEL_LABELS[r.kind]}: the forward pass overflowed at step {r.forward_overflow_step} "
+                         f"(a state is inf in {cfg.dtype}); the loss is not finite and no gradient is defined")
     columns = [(r, s) for r in analysis.results for s in r.profiles]
+    if not columns:
+        return "\n".join(lines + ["", f"files written to {run_dir}/ ({', '.join(sorted(p.name for p in Path(run_dir).iterdir()))})"])
     heads = [f"{MODEL_LABELS[r.kind]} ‖∂L/∂{s}_t‖" for r, s in columns]
     ks = [k for k in TABLE_DISTANCES if k < cfg.length]
     if cfg.length - 1 not in ks:
@@ -50,11 +57,11 @@ def format_report(analysis: Analysis, run_dir) -> str:
         lines.append(f"{k:>8}  " + "  ".join(c.rjust(w) for c, w in zip(row, widths)))
     lines.append("")
     for r in analysis.results:
-        for s, fit in r.fits.items():
+        for s, fit in r.fits.items():  # empty for a model whose forward pass overflowed
             hz = r.horizons[s]
             factor = (f"decay factor ×{fit.factor:.4g} per step (fit over distances {fit.first}–{fit.last}, "
                       f"R² {fit.r_squared:.3f})") if fit.factor is not None else f"decay factor: none ({fit.reason})"
             reach = f"falls by {hz.drop:.0e} at distance {hz.distance}" if hz.distance is not None else hz.reason
             lines.append(f"{MODEL_LABELS[r.kind]:>4} {s}: {factor}; horizon: {reach}")
-    lines += ["", f"files written to {run_dir}/ (trace.csv, summary.json, decay.png, decay.pdf, models.pt, batch.pt)"]
+    lines += ["", f"files written to {run_dir}/ ({', '.join(sorted(p.name for p in Path(run_dir).iterdir()))})"]
     return "\n".join(lines)

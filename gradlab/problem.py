@@ -25,11 +25,12 @@ LOSS_AT_TEXT = {"last": "the last step", "all": "every step"}
 class DigitSumClassifier(nn.Module):
     """Digits [B, T] → embedding [T, B, 32] → model → logits [B, 19] (or [T, B, 19])."""
 
-    def __init__(self, kind: str, hidden: int, layers: int = 1) -> None:
+    def __init__(self, kind: str, hidden: int, layers: int = 1, nonlinearity: str = "tanh") -> None:
         super().__init__()
         # created in this order, so that under one seed every kind of model sees the same embedding
         self.embedding = nn.Embedding(NUM_DIGITS, EMBED_DIM)
-        self.model: RecurrentModel = MODEL_CLASSES[kind](EMBED_DIM, hidden, num_layers=layers)
+        extra = {"nonlinearity": nonlinearity} if kind == "srn" else {}
+        self.model: RecurrentModel = MODEL_CLASSES[kind](EMBED_DIM, hidden, num_layers=layers, **extra)
         self.readout = nn.Linear(hidden, NUM_CLASSES)
 
     def embed(self, digits: torch.Tensor) -> torch.Tensor:
@@ -78,8 +79,8 @@ class DigitSumClassifier(nn.Module):
         return explicit, lambda: total[0]
 
 
-def build_problem(kind: str, hidden: int, layers: int, seed: int,
-                  dtype: torch.dtype = torch.float32, device: str = "cpu") -> DigitSumClassifier:
+def build_problem(kind: str, hidden: int, layers: int, seed: int, dtype: torch.dtype = torch.float32,
+                  device: str = "cpu", nonlinearity: str = "tanh") -> DigitSumClassifier:
     """The classifier around a fresh ``kind`` model, initialised from ``seed``."""
     torch.manual_seed(seed)
-    return DigitSumClassifier(kind, hidden, layers).to(device=device, dtype=dtype)
+    return DigitSumClassifier(kind, hidden, layers, nonlinearity).to(device=device, dtype=dtype)

@@ -137,3 +137,66 @@ def test_the_installed_command_runs_with_defaults_only(tmp_path):
     assert "LSTM c: decay factor" in proc.stdout
     (run,) = run_dirs(tmp_path / "runs")
     assert len(read_csv(run / "trace.csv")) == 100
+
+
+def test_an_exploding_regime_reports_finite_log_norms(tmp_path, capsys):
+    """tanh SRN, W_hh = 1.1·I, zero input and biases: h stays 0, φ′ = 1, ∂L/∂h_t grows ×1.1 per step."""
+    assert main(["analyze", "--model", "srn", "--init", "identity", "--gain", "1.1", "--zero-input",
+                 "--len", "1200", "--batch", "2", "--hidden", "4", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "(inf in float32)" in printed and "nan" not in printed.lower()
+    (run,) = run_dirs(tmp_path)
+    rows = read_csv(run / "trace.csv")
+    assert rows[-1]["status_h"] == "overflow"
+    logs = np.array([float(r["log10_grad_h"]) for r in rows])
+    assert np.isfinite(logs).all()
+    gain = float(np.float32(1.1))  # the float32 weight the model holds
+    np.testing.assert_allclose(np.diff(logs), np.log10(gain), atol=1e-9)
+    fit = json.loads((run / "summary.json").read_text())["models"]["srn"]["gradients"]["h"]["decay_factor_per_step"]
+    assert fit["factor"] == pytest.approx(gain, rel=1e-9)
+
+
+def test_a_forward_pass_that_overflows_is_reported_not_crashed(tmp_path, capsys):
+    assert main(["analyze", "--model", "srn", "--nonlinearity", "linear", "--init", "identity", "--gain", "2",
+                 "--len", "300", "--batch", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "the forward pass overflowed at step" in printed
+    (run,) = run_dirs(tmp_path)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["models"]["srn"]["forward_overflow_step"] > 0
+    assert {r["status_h"] for r in read_csv(run / "trace.csv")} == {"forward overflow"}
+
+
+def test_forget_bias_moves_the_lstm_towards_longer_memory(tmp_path):
+    factors = []
+    for bias in ("0", "4"):
+        out = tmp_path / bias
+        assert main(["analyze", "--model", "lstm", "--forget-bias", bias, "--len", "60", "--batch", "4",
+                     "--out", str(out), "--quiet"]) == 0
+        (run,) = run_dirs(out)
+        summary = json.loads((run / "summary.json").read_text())
+        factors.append(summary["models"]["lstm"]["gradients"]["c"]["decay_factor_per_step"]["factor"])
+    assert factors[1] > factors[0] and factors[1] > 0.9
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--init", "xavier"], "--init: invalid choice"),
+    (["--gain", "0"], "--gain: expected a positive number"),
+    (["--gain", "nan"], "--gain: expected a positive number"),
+    (["--forget-bias", "x"], "--forget-bias: expected a number"),
+    (["--nonlinearity", "sigmoid"], "--nonlinearity: invalid choice"),
+])
+def test_bad_regime_flags_exit_2(argv, fragment, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--out", str(tmp_path), *argv])
+    assert exc.value.code == 2 and fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--model", "gru", "--forget-bias", "1"], "--forget-bias: applies to the LSTM only"),
+    (["--model", "lstm", "--nonlinearity", "relu"], "--nonlinearity: applies to the SRN only"),
+])
+def test_regime_flags_for_the_wrong_model_exit_2(argv, fragment, capsys, tmp_path):
+    assert main(["analyze", "--out", str(tmp_path), "--len", "3", *argv]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
