@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from gradlab.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_decay, horizon
 from gradlab.plots.decay import decay_figure
+from gradlab.predictions import LYAPUNOV_STEPS, forget_gate_curve, predictions
 from gradlab.plots.style import save_figure
 from gradlab.problem import LOSS_AT_TEXT, DigitSumClassifier, build_problem
 from gradlab.checkpointed import checkpointed_norms
@@ -58,6 +59,8 @@ class ModelResult:
     fits: dict[str, DecayFit] = field(default_factory=dict)
     horizons: dict[str, Horizon] = field(default_factory=dict)
     forward_overflow_step: Optional[int] = None  # set when the forward pass itself overflowed
+    predictions: dict[str, dict] = field(default_factory=dict)  # gradlab.predictions
+    forget_log10: Optional[np.ndarray] = None  # [T] mean log10 f_t along the trajectory (LSTM)
 
 
 @dataclass
@@ -79,11 +82,14 @@ def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
         problem = build_problem(kind, cfg.hidden, cfg.layers, cfg.seed, dtype, cfg.device,
                                 nonlinearity=cfg.nonlinearity)
         initialise(problem.model, cfg.init, cfg.gain, cfg.forget_bias if kind == "lstm" else None, cfg.seed)
-        trace, overflow = record_checkpointed(problem, digits_t, labels_t, cfg, progress)
-        result = ModelResult(kind, problem, trace, forward_overflow_step=overflow)
+        forget = np.zeros(cfg.length) if kind == "lstm" else None
+        trace, overflow = record_checkpointed(problem, digits_t, labels_t, cfg, progress, forget)
+        result = ModelResult(kind, problem, trace, forward_overflow_step=overflow, forget_log10=forget)
         results.append(result)
         if overflow is not None:
             continue
+        prefix = _inputs(problem, digits_t, cfg)(0, min(cfg.length, LYAPUNOV_STEPS))
+        result.predictions = predictions(problem.model, prefix, forget)
         for name in trace.names:
             prof = decay_profile(trace.log10_grad_norms(name), trace.grad_norms(name))
             result.profiles[name] = prof
@@ -93,20 +99,32 @@ def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
 
 
 def record_checkpointed(problem: DigitSumClassifier, digits: torch.Tensor, labels: torch.Tensor,
-                        cfg: AnalyzeConfig, progress: bool) -> tuple[Trace, Optional[int]]:
+                        cfg: AnalyzeConfig, progress: bool,
+                        forget_log10: Optional[np.ndarray] = None) -> tuple[Trace, Optional[int]]:
     """The Trace of one problem from the checkpointed log-domain backward pass (any length), and
-    the step at which the forward pass overflowed (None if it did not)."""
+    the step at which the forward pass overflowed (None if it did not). For an LSTM, the mean
+    log10 forget gate of the top layer at every step is written into ``forget_log10`` [T]."""
     explicit, loss = problem.explicit_fn(labels, cfg.loss_at, cfg.length)
-    inputs = problem.input_fn(digits)
-    if cfg.zero_input:
-        inputs = lambda t0, t1, real=inputs: torch.zeros_like(real(t0, t1))  # noqa: E731
-    streamed = checkpointed_norms(problem.model, inputs, explicit, cfg.length, cfg.batch, progress=progress)
+    H = cfg.hidden
+
+    def keep_forget_gates(t0: int, t1: int, tapes: list) -> None:
+        forget_log10[t0:t1] = tapes[-1].gates[:, :, H:2 * H].log10().mean(dim=(1, 2)).cpu().numpy()
+
+    streamed = checkpointed_norms(problem.model, _inputs(problem, digits, cfg), explicit, cfg.length, cfg.batch,
+                                  progress=progress, on_forward=None if forget_log10 is None else keep_forget_gates)
     with np.errstate(under="ignore"):
         explicit_norms = [10.0 ** e for e in streamed.explicit_log10]
     return Trace(model_kind=problem.model.kind, loss=loss(), norms=streamed.plain, explicit_norms=explicit_norms,
                  log10_norms=streamed.log10,
                  meta={"num_steps": cfg.length, "batch": cfg.batch, "hidden": cfg.hidden, "dtype": cfg.dtype,
                        "device": cfg.device, "engine": "checkpointed log-domain BPTT"}), streamed.forward_overflow_step
+
+
+def _inputs(problem: DigitSumClassifier, digits: torch.Tensor, cfg: AnalyzeConfig):
+    inputs = problem.input_fn(digits)
+    if cfg.zero_input:
+        return lambda t0, t1: torch.zeros_like(inputs(t0, t1))
+    return inputs
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -168,8 +186,12 @@ def summary(analysis: Analysis) -> dict:
                 "steps_underflowed": int(np.sum(prof.mean == 0)),
                 "steps_overflowed": int(np.sum(~np.isfinite(prof.mean))),
             }
+        measured = {f"fitted_{s}": res.fits[s].factor for s in res.fits}
         models[res.kind] = {"loss": res.trace.loss, "loss_is_finite": bool(np.isfinite(res.trace.loss)),
-                            "forward_overflow_step": res.forward_overflow_step, "gradients": per_state}
+                            "forward_overflow_step": res.forward_overflow_step, "gradients": per_state,
+                            "decay_factor_per_step": {**measured, **{f"predicted_by_{name}": p["factor_per_step"]
+                                                                     for name, p in res.predictions.items()}},
+                            "theory": res.predictions}
     return {
         "command": "gradlab analyze",
         "config": asdict(cfg),
@@ -220,5 +242,22 @@ def _write_files(run: RunDir, analysis: Analysis) -> None:
     if not shown:  # every forward pass overflowed: there is no gradient to draw
         return
     fig = decay_figure({r.kind: r.profiles for r in shown}, {r.kind: r.fits for r in shown}, title=title,
-                       dtype=cfg.dtype)
+                       dtype=cfg.dtype, predicted={r.kind: predicted_lines(r) for r in shown})
     save_figure(fig, d / "decay")
+
+
+def predicted_lines(res: ModelResult) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """Per state, (label, log10 values against distance) of each prediction, anchored at the
+    measured value at distance 0."""
+    lines: dict[str, list] = {}
+    for s, prof in res.profiles.items():
+        k, start = prof.distance.astype(float), prof.log10_mean[0]
+        for name, label in (("lyapunov", "Lyapunov"), ("pascanu_bound", "Pascanu bound")):
+            if name in res.predictions and (s == "h" or name == "lyapunov"):
+                slope = res.predictions[name]["log10_per_step"]
+                lines.setdefault(s, []).append((f"{label} ×{10 ** slope:.3g}", start + slope * k))
+        if s == "c" and res.forget_log10 is not None:
+            lines.setdefault(s, []).append(
+                (f"∏ forget gates ×{res.predictions['forget_gates']['factor_per_step']:.3g}",
+                 forget_gate_curve(res.forget_log10, start)[: len(k)]))
+    return lines

@@ -49,9 +49,11 @@ def segment_length(T: int) -> int:
 
 
 def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: ExplicitFn, T: int, batch: int,
-                       segment: Optional[int] = None, progress: bool = True) -> StreamedNorms:
+                       segment: Optional[int] = None, progress: bool = True,
+                       on_forward: Optional[Callable[[int, int, list], None]] = None) -> StreamedNorms:
     """Gradient norms at every step and layer of ``model`` run from a zero state over T steps.
 
+    on_forward(t0, t1, tapes), if given, sees every segment's tapes in the first forward pass.
     If the forward pass itself overflows (a state becomes inf or NaN), no gradient is defined: the
     result then holds only ``forward_overflow_step`` (and zero arrays).
     """
@@ -73,6 +75,8 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
             checkpoints.append(state)
             _, tapes = forward_tapes(model, inputs(t0, t1), state)
             state = tuple(torch.stack([tape.final[i] for tape in tapes]) for i in range(len(names)))
+            if on_forward is not None:
+                on_forward(t0, t1, tapes)
             bar.update(t1 - t0)
             if not all(torch.isfinite(tape.h).all() for tape in tapes):
                 bad = torch.stack([~torch.isfinite(tape.h[1:]).flatten(1).all(1) for tape in tapes]).any(0)

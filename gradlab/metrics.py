@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional
 
 import numpy as np
@@ -24,7 +25,7 @@ BAND_PERCENTILES = (10.0, 90.0)
 _LN10 = math.log(10)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DecayProfile:
     """Batch summary of per-sample norms against distance; every array is [K], K = t_loss + 1.
 
@@ -40,7 +41,7 @@ class DecayProfile:
     log10_lo: np.ndarray
     log10_hi: np.ndarray
 
-    @property
+    @cached_property
     def status(self) -> np.ndarray:
         """[K] "ok", "underflow" (the plain mean is 0.0) or "overflow" (inf)."""
         return status_of(self.mean)

@@ -47,6 +47,11 @@ def test_analyze_writes_a_complete_run_that_can_be_rechecked(tmp_path, capsys):
     fit = summary["models"]["lstm"]["gradients"]["c"]["decay_factor_per_step"]
     assert 0 < fit["factor"] < 1 and fit["first"] == 1 and fit["last"] == 11
     assert "horizon" in summary["models"]["srn"]["gradients"]["h"]
+    # theory next to measurement
+    assert set(summary["models"]["srn"]["theory"]) == {"lyapunov", "pascanu_bound"}
+    assert set(summary["models"]["lstm"]["theory"]) == {"lyapunov", "forget_gates"}
+    side_by_side = summary["models"]["lstm"]["decay_factor_per_step"]
+    assert {"fitted_h", "fitted_c", "predicted_by_lyapunov", "predicted_by_forget_gates"} == set(side_by_side)
 
     # re-check: rebuild each model from models.pt, record again (autograd hooks) on batch.pt and
     # compare with trace.csv, which the checkpointed log-domain engine wrote

@@ -7,7 +7,7 @@ marks it.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,6 +17,7 @@ from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of
 
 STATE_TITLES = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\partial c_t\|$"}
 PANEL_TITLES = {"h": "hidden state $h_t$", "c": "cell state $c_t$ (LSTM)"}
+PREDICTION_STYLES = ("--", "-.", (0, (1, 1)))
 #: Longer profiles are drawn at about this many evenly spaced distances (the data files keep all).
 MAX_POINTS = 20_000
 
@@ -30,11 +31,13 @@ def decay_figure(
     fits: Mapping[str, Mapping[str, DecayFit]],
     title: str = "",
     dtype: str = "",
+    predicted: Optional[Mapping[str, Mapping[str, list]]] = None,
 ) -> Figure:
     """profiles[model][state] and fits[model][state] → one panel per state ("h", then "c").
 
     Each model: its batch mean (line), the percentile band, and the fitted decay factor in the
     legend; a dotted line where the plain value in ``dtype`` first is 0.0 (underflow) or inf.
+    predicted[model][state]: (label, log10 values against distance) drawn thin and dashed.
     """
     states = [s for s in ("h", "c") if any(s in p for p in profiles.values())]
     fig, axes = new_figure(ncols=len(states))
@@ -53,6 +56,9 @@ def decay_figure(
             finite = lambda v: np.where(np.isfinite(v), v, np.nan)  # noqa: E731
             ax.plot(d, finite(prof.log10_mean[idx]), color=color, lw=1.6, label=label)
             ax.fill_between(d, finite(prof.log10_lo[idx]), finite(prof.log10_hi[idx]), color=color, alpha=0.2, lw=0)
+            for (label, values), style in zip((predicted or {}).get(model, {}).get(state, []), PREDICTION_STYLES):
+                ax.plot(d, values[idx], color=color, lw=0.9, ls=style, alpha=0.8,
+                        label=f"{MODEL_LABELS[model]} predicted: {label}")
             _mark_trouble(ax, prof, color, dtype)
         log10_axis_powers_of_ten(ax, "y")
         ax.set_xlabel("distance from the step the loss reads, $k = t_{loss} - t$ (steps)")
