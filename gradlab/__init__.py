@@ -8,6 +8,7 @@ from gradlab.layouts import from_d2l, from_nndl, to_d2l, to_nndl
 from gradlab.hooks import HookPoint, attached, hook_points
 from gradlab.models import GRU, LSTM, SRN, RecurrentModel
 from gradlab.record import record
+from gradlab.theory import lyapunov_exponents
 from gradlab.trace import Trace
 
 try:
@@ -29,6 +30,7 @@ __all__ = [
     "from_nndl",
     "from_torch",
     "hook_points",
+    "lyapunov_exponents",
     "record",
     "to_d2l",
     "to_nndl",

@@ -142,6 +142,9 @@ def _check_out(out: Path) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     from gradlab.analyze import AnalyzeConfig, analyze, write_run
     from gradlab.console import format_report
+    from gradlab.memory import keep_resident_memory_flat
+
+    keep_resident_memory_flat()  # long runs: see gradlab/memory.py
 
     _check_device(args.device)
     _check_out(args.out)
