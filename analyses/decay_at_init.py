@@ -14,8 +14,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from gradlab.analyze import AnalyzeConfig, analyze, summary
-from gradlab.plots.decay import decay_figure
+from gradlab.analyze import AnalyzeConfig, analyze
+from gradlab.run_files import analysis_figure, summary
 from gradlab.plots.style import save_figure
 from gradlab.runs import atomic_write, write_json
 
@@ -41,10 +41,7 @@ def main(argv=None) -> int:
     data["profiles"] = {r.kind: {s: {k: v.tolist() for k, v in asdict(prof).items()} for s, prof in r.profiles.items()}
                         for r in analysis.results}
     atomic_write(targets[2], lambda p: write_json(p, data), overwrite=args.overwrite)
-    title = f"digit-sum, T = {cfg.length}, H = {cfg.hidden}, {cfg.dtype}, loss on the last step, at initialisation"
-    fig = decay_figure({r.kind: r.profiles for r in analysis.results}, {r.kind: r.fits for r in analysis.results},
-                       title=title, dtype=cfg.dtype)
-    save_figure(fig, args.out / NAME, overwrite=args.overwrite)
+    save_figure(analysis_figure(analysis), args.out / NAME, overwrite=args.overwrite)
     for t in targets:
         print(t)
     return 0

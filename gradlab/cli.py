@@ -103,24 +103,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _finite_float(text: str) -> float:
+def _number(text: str, positive: bool) -> float:
+    what = "a positive number" if positive else "a finite number"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _finite_float(text: str) -> float:
+    return _number(text, positive=False)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, positive=True)
 
 
 def _check_device(device: str) -> None:
@@ -140,7 +139,8 @@ def _check_out(out: Path) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from gradlab.analyze import AnalyzeConfig, analyze, write_run
+    from gradlab.analyze import AnalyzeConfig, analyze
+    from gradlab.run_files import write_run
     from gradlab.console import format_report
     from gradlab.memory import keep_resident_memory_flat
 

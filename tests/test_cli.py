@@ -188,7 +188,7 @@ def test_forget_bias_moves_the_lstm_towards_longer_memory(tmp_path):
     (["--init", "xavier"], "--init: invalid choice"),
     (["--gain", "0"], "--gain: expected a positive number"),
     (["--gain", "nan"], "--gain: expected a positive number"),
-    (["--forget-bias", "x"], "--forget-bias: expected a number"),
+    (["--forget-bias", "x"], "--forget-bias: expected a finite number"),
     (["--nonlinearity", "sigmoid"], "--nonlinearity: invalid choice"),
 ])
 def test_bad_regime_flags_exit_2(argv, fragment, capsys, tmp_path):

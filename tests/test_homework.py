@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lstm_homework.py"
 spec = importlib.util.spec_from_file_location("lstm_homework", EXAMPLE)

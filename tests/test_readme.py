@@ -3,7 +3,6 @@
 import re
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
