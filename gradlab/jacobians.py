@@ -9,7 +9,6 @@ of one backward pass per t. The input Jacobian is ∂s_T/∂x_t = V_t ∂s_t/∂
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
