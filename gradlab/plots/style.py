@@ -1,5 +1,5 @@
-"""One look for every gradlab figure: a colour per model kept across figures, log axes in
-powers of ten, and whole-or-nothing saving as PNG and PDF."""
+"""One look for every gradlab figure: a colour per model kept across figures, axes of log10
+values labelled in powers of ten, and whole-or-nothing saving as PNG and PDF."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogFormatterMathtext, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from gradlab.runs import atomic_write
 
@@ -16,8 +16,6 @@ _PALETTE = sns.color_palette("colorblind")
 #: One colour per model, the same in every figure.
 MODEL_COLORS = {"srn": _PALETTE[3], "lstm": _PALETTE[0], "gru": _PALETTE[2]}
 MODEL_LABELS = {"srn": "SRN", "lstm": "LSTM", "gru": "GRU"}
-#: Line style per state: h solid, c dashed.
-STATE_LINESTYLES = {"h": "-", "c": "--"}
 RC = {"axes.grid": True, "grid.alpha": 0.3, "font.size": 10, "axes.titlesize": 11,
       "savefig.dpi": 150, "figure.constrained_layout.use": True}
 
@@ -28,15 +26,6 @@ def new_figure(ncols: int = 1, width_per_panel: float = 5.0, height: float = 3.8
         fig = Figure(figsize=(width_per_panel * ncols, height), layout="constrained")
         axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, list(axes)
-
-
-def log_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:
-    """Log scale with major ticks and labels at powers of ten only."""
-    getattr(ax, f"set_{axis}scale")("log")
-    target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_locator(LogLocator(base=10, numticks=12))
-    target.set_major_formatter(LogFormatterMathtext(base=10))
-    target.set_minor_formatter(NullFormatter())
 
 
 def log10_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:
