@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.backward import ARCHITECTURES
-from gradlab.backward.logscale import LogScale, log10_norm, split_log, to_plain
+from gradlab.backward.logscale import LogScale, PlainScale, log10_norm, split_log, to_plain
 from gradlab.models import RecurrentModel, State
 from gradlab.numerics import stable_norm
 
@@ -105,7 +105,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             log10_explicit = log10_norm(hat, log)
             carry_hat, carry_log = ends[k]
             scale = LogScale(hat.contiguous(), log, carry_log)
-            g = arch.backward(tapes[k], scale.explicit_hat, tuple(c.clone() for c in carry_hat), w_hh, scale)
+            g = arch.backward(tapes[k], scale, tuple(c.clone() for c in carry_hat), w_hh)
             steps = scale.steps
             dxp = to_plain(g.dx_proj, steps)
             dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
@@ -116,7 +116,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             explicit = (g.dx_proj @ w_ih, steps)
         else:
             log10_explicit = stable_norm(explicit).log10()
-            g = arch.backward(tapes[k], explicit.contiguous(), tuple(c.clone() for c in ends[k]), w_hh)
+            g = arch.backward(tapes[k], PlainScale(explicit.contiguous()), tuple(c.clone() for c in ends[k]), w_hh)
             dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
             log10_dh = stable_norm(dh).log10()
             log10_dc = None if dc is None else stable_norm(dc).log10()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 from gradlab.backward.common import LayerGrads, stack_states
-from gradlab.backward.logscale import LogScale
+from gradlab.backward.logscale import LogScale, PlainScale
 from gradlab.cells import gru_gates, gru_update
 
 
@@ -37,8 +37,8 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
     return GRUTape(h, gates)
 
 
-def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor, scale: Optional[LogScale] = None) -> LayerGrads:
+def backward(tape: GRUTape, scale: Union[PlainScale, LogScale], carry: tuple[torch.Tensor, ...],
+             weight_hh: torch.Tensor) -> LayerGrads:
     """The GRU's backward recurrences, with ∂L/∂h beyond the last step from ``carry``:
 
     (GRU-back-h)  δh_t = ∂⁺L/∂h_t + δy_{t+1} W_hh + δh_{t+1} ⊙ z_{t+1}
@@ -46,9 +46,12 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
                   δa_r = δa_n ⊙ m ⊙ r(1 − r)
     δx_t = [δa_r, δa_z, δa_n] is the gradient on the input projection, δy_t = [δa_r, δa_z, δa_n ⊙ r]
     the gradient on the recurrent projection y = h_{t−1} W_hhᵀ + b_hh.
-    explicit: [T, B, H]; carry: (∂L/∂h arriving from beyond the last step,) [B, H].
-    With ``scale`` the sweep runs in the log domain (eq. LOG-carry), as in ``srn.backward``.
+    carry: (∂L/∂h arriving from beyond the last step,) [B, H].
+    ``scale`` supplies the explicit gradients and the arithmetic of the carry: PlainScale adds them as
+    they are; LogScale runs the sweep in the log domain (eq. LOG-carry), where ``carry`` is unit-size
+    and every stored row is on the scale ``scale.steps[t]``.
     """
+    explicit = scale.explicit
     T, B, H = explicit.shape
     r, z, n, m = tape.gates.view(T, B, 4, H).unbind(2)
     A_n = (1 - z) * (1 - n * n)
@@ -59,10 +62,7 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
     dy = explicit.new_empty(T, B, 3, H)
     back = carry[0].clone()
     for t in range(T - 1, -1, -1):
-        if scale is None:
-            torch.add(explicit[t], back, out=dh[t])
-        else:
-            scale.enter(t, back, (), out=dh[t])
+        scale.enter(t, back, (), out=dh[t])
         torch.mul(dh[t], A_n[t], out=dx[t, :, 2])
         torch.mul(dh[t], A_z[t], out=dx[t, :, 1])
         torch.mul(dx[t, :, 2], A_r[t], out=dx[t, :, 0])
@@ -70,8 +70,7 @@ def backward(tape: GRUTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, .
         torch.mul(dx[t, :, 2], r[t], out=dy[t, :, 2])
         torch.mm(dy[t].view(B, 3 * H), weight_hh, out=back)
         back.addcmul_(dh[t], z[t])
-        if scale is not None:
-            scale.renormalize(back)
+        scale.renormalize(back)
     return LayerGrads(dh, None, dx.view(T, B, 3 * H), dy.view(T, B, 3 * H), (back,))
 
 

@@ -41,6 +41,21 @@ def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     return torch.where(x_hat == 0, torch.zeros_like(x_hat), x_hat * scale)  # never 0 · inf = NaN
 
 
+class PlainScale:
+    """The plain sweep's side of the interface LogScale offers: the explicit gradient is added as it
+    is and nothing is rescaled. explicit: [T, B, H]."""
+
+    def __init__(self, explicit: torch.Tensor) -> None:
+        self.explicit = explicit
+
+    def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        """Write the total δh_t = ∂⁺L/∂h_t + carry into ``out``."""
+        torch.add(self.explicit[t], carry, out=out)
+
+    def renormalize(self, *carries: torch.Tensor) -> None:
+        """Nothing to do: plain values are carried as they are."""
+
+
 class LogScale:
     """The per-sample log scale of one layer's backward sweep, and the explicit gradients in log form.
 
@@ -51,6 +66,7 @@ class LogScale:
 
     def __init__(self, explicit_hat: torch.Tensor, explicit_log: torch.Tensor, start: torch.Tensor) -> None:
         self.explicit_hat, self.explicit_log = split_log_rows(explicit_hat, explicit_log)
+        self.explicit = self.explicit_hat  # [T, B, H], the shape and dtype the sweep works in
         self.has_explicit = (self.explicit_log > LOG_ZERO / 2).any(dim=1).tolist()  # one sync
         self.log = start.clone()
         self.steps = torch.empty_like(explicit_log)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 from gradlab.backward.common import LayerGrads, stack_states
-from gradlab.backward.logscale import LogScale
+from gradlab.backward.logscale import LogScale, PlainScale
 from gradlab.cells import lstm_cell, lstm_gates, lstm_hidden
 
 
@@ -40,8 +40,8 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
     return LSTMTape(h, c, gates)
 
 
-def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor, scale: Optional[LogScale] = None) -> LayerGrads:
+def backward(tape: LSTMTape, scale: Union[PlainScale, LogScale], carry: tuple[torch.Tensor, ...],
+             weight_hh: torch.Tensor) -> LayerGrads:
     """The LSTM's backward recurrences, with (∂L/∂h, ∂L/∂c) beyond the last step from ``carry``:
 
     (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
@@ -50,9 +50,12 @@ def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, 
                           δh_t ⊙ tanh c_t ⊙ o(1−o)]
     The factors that do not depend on the recurrence are formed for all steps before the loop;
     the loop itself writes into preallocated buffers.
-    explicit: [T, B, H]; carry: (∂L/∂h, ∂L/∂c) arriving from beyond the last step, each [B, H].
-    With ``scale`` the sweep runs in the log domain (eq. LOG-carry), as in ``srn.backward``.
+    carry: (∂L/∂h, ∂L/∂c) arriving from beyond the last step, each [B, H].
+    ``scale`` supplies the explicit gradients and the arithmetic of the carry: PlainScale adds them as
+    they are; LogScale runs the sweep in the log domain (eq. LOG-carry), where ``carry`` is unit-size
+    and every stored row is on the scale ``scale.steps[t]``.
     """
+    explicit = scale.explicit
     T, B, H = explicit.shape
     i, f, g, o = tape.gates.view(T, B, 4, H).unbind(2)
     c_prev, tanh_c = tape.c[:-1], torch.tanh(tape.c[1:])
@@ -64,17 +67,13 @@ def backward(tape: LSTMTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, 
     dz = explicit.new_empty(T, B, 4, H)
     back_h, back_c = carry[0].clone(), carry[1].clone()
     for t in range(T - 1, -1, -1):
-        if scale is None:
-            torch.add(explicit[t], back_h, out=dh[t])
-        else:
-            scale.enter(t, back_h, (back_c,), out=dh[t])
+        scale.enter(t, back_h, (back_c,), out=dh[t])
         torch.addcmul(back_c, dh[t], A_c[t], out=dc[t])
         torch.mul(dc[t].unsqueeze(1), A[t], out=dz[t, :, :3])
         torch.mul(dh[t], A_o[t], out=dz[t, :, 3])
         torch.mm(dz[t].view(B, 4 * H), weight_hh, out=back_h)
         torch.mul(dc[t], f[t], out=back_c)
-        if scale is not None:
-            scale.renormalize(back_h, back_c)
+        scale.renormalize(back_h, back_c)
     dz = dz.view(T, B, 4 * H)
     return LayerGrads(dh, dc, dz, dz, (back_h, back_c))
 

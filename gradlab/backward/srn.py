@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 
 from gradlab.backward.common import LayerGrads, stack_states
-from gradlab.backward.logscale import LogScale
+from gradlab.backward.logscale import LogScale, PlainScale
 from gradlab.cells import ACTIVATION_DERIVATIVES, srn_step
 
 
@@ -33,27 +33,25 @@ def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: to
     return SRNTape(h, ACTIVATION_DERIVATIVES[nonlinearity](h[1:]))
 
 
-def backward(tape: SRNTape, explicit: torch.Tensor, carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor, scale: Optional[LogScale] = None) -> LayerGrads:
+def backward(tape: SRNTape, scale: Union[PlainScale, LogScale], carry: tuple[torch.Tensor, ...],
+             weight_hh: torch.Tensor) -> LayerGrads:
     """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ_T from ``carry``.
 
-    explicit: [T, B, H]; carry: (∂L/∂h_{T−1} from beyond the sequence,) [B, H].
-    With ``scale`` the sweep runs in the log domain (eq. LOG-carry): ``carry`` is unit-size, the
-    explicit gradients come from ``scale``, and every stored row is on the scale ``scale.steps[t]``.
+    carry: (∂L/∂h_{T−1} from beyond the sequence,) [B, H].
+    ``scale`` supplies the explicit gradients and the arithmetic of the carry: PlainScale adds them as
+    they are; LogScale runs the sweep in the log domain (eq. LOG-carry), where ``carry`` is unit-size
+    and every stored row is on the scale ``scale.steps[t]``.
     """
+    explicit = scale.explicit
     T = explicit.shape[0]
     dh = torch.empty_like(explicit)
     da = torch.empty_like(explicit)  # ∂L/∂a_t, a_t the pre-activation
     back = carry[0].clone()
     for t in range(T - 1, -1, -1):
-        if scale is None:
-            torch.add(explicit[t], back, out=dh[t])
-        else:
-            scale.enter(t, back, (), out=dh[t])
+        scale.enter(t, back, (), out=dh[t])
         torch.mul(dh[t], tape.dphi[t], out=da[t])
         torch.mm(da[t], weight_hh, out=back)
-        if scale is not None:
-            scale.renormalize(back)
+        scale.renormalize(back)
     return LayerGrads(dh, None, da, da, (back,))
 
 
