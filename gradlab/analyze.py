@@ -1,4 +1,7 @@
-"""``gradlab analyze``: one digit-sum batch per model → Trace → profiles, fits, horizons, theory.
+"""``gradlab analyze``: one task batch per model → Trace → profiles, fits, horizons, theory.
+
+The models are fresh (at initialisation) or, with ``checkpoint``, the trained model a
+``gradlab train`` run saved, analysed on a batch of its own task.
 
 This module computes; gradlab/run_files.py writes the run directory; the CLI only parses flags
 and calls both.
@@ -17,8 +20,8 @@ from gradlab.checkpointed import checkpointed_norms
 from gradlab.init import initialise
 from gradlab.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_decay, horizon
 from gradlab.predictions import LYAPUNOV_STEPS, predictions
-from gradlab.problem import DigitSumClassifier, build_problem
-from gradlab.tasks.digit_sum import sample_batch
+from gradlab.problem import SequenceProblem, build_problem
+from gradlab.tasks import TASKS
 from gradlab.trace import Trace
 
 
@@ -39,6 +42,9 @@ class AnalyzeConfig:
     forget_bias: Optional[float] = None
     nonlinearity: str = "tanh"
     zero_input: bool = False
+    task: str = "digit-sum"
+    checkpoint: Optional[str] = None  # a gradlab train checkpoint: analyse the trained model
+    data_dir: Optional[str] = None  # for tasks read from files (mnist-rows)
 
 
 @dataclass
@@ -46,7 +52,7 @@ class ModelResult:
     """One model's trace and what was read off its top layer."""
 
     kind: str
-    problem: DigitSumClassifier
+    problem: SequenceProblem
     trace: Trace
     profiles: dict[str, DecayProfile] = field(default_factory=dict)
     fits: dict[str, DecayFit] = field(default_factory=dict)
@@ -59,22 +65,20 @@ class ModelResult:
 @dataclass
 class Analysis:
     config: AnalyzeConfig
-    digits: np.ndarray  # [B, T]
-    labels: np.ndarray  # [B]
+    inputs: np.ndarray  # [B, T] symbols or [B, T, D] values
+    targets: np.ndarray  # [B] or [B, T]
     results: list[ModelResult]
 
 
 def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
-    """Record every model of ``cfg`` on one digit-sum batch drawn from ``cfg.seed``."""
+    """Record every model of ``cfg`` on one batch of its task drawn from ``cfg.seed``."""
     dtype = getattr(torch, cfg.dtype)
-    digits, labels = sample_batch(cfg.length, cfg.batch, np.random.default_rng(cfg.seed))
+    digits, labels = analysis_batch(cfg)
     digits_t = torch.as_tensor(digits, device=cfg.device)
     labels_t = torch.as_tensor(labels, device=cfg.device)
     results = []
     for kind in tqdm(cfg.models, desc="models", unit="model", disable=not progress or len(cfg.models) == 1):
-        problem = build_problem(kind, cfg.hidden, cfg.layers, cfg.seed, dtype, cfg.device,
-                                nonlinearity=cfg.nonlinearity)
-        initialise(problem.model, cfg.init, cfg.gain, cfg.forget_bias if kind == "lstm" else None, cfg.seed)
+        problem = make_problem(kind, cfg).to(dtype)
         forget = np.zeros(cfg.length) if kind == "lstm" else None
         trace, overflow = record_checkpointed(problem, digits_t, labels_t, cfg, progress, forget)
         result = ModelResult(kind, problem, trace, forward_overflow_step=overflow, forget_log10=forget)
@@ -91,7 +95,30 @@ def analyze(cfg: AnalyzeConfig, progress: bool = True) -> Analysis:
     return Analysis(cfg, digits, labels, results)
 
 
-def record_checkpointed(problem: DigitSumClassifier, digits: torch.Tensor, labels: torch.Tensor,
+def analysis_batch(cfg: AnalyzeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``cfg.batch`` examples of the task at ``cfg.length`` from ``cfg.seed`` (tasks on fixed data:
+    the first ones of the test set)."""
+    task = TASKS[cfg.task]
+    task.check_length(cfg.length)
+    if task.make is not None:
+        return task.make(cfg.length, cfg.batch, np.random.default_rng(cfg.seed))
+    x, y = task.load(cfg.data_dir, cfg.seed)["test"]
+    return x[:cfg.batch], y[:cfg.batch]
+
+
+def make_problem(kind: str, cfg: AnalyzeConfig) -> SequenceProblem:
+    """The trained problem of ``cfg.checkpoint``, or a fresh one initialised as ``cfg`` says."""
+    if cfg.checkpoint is not None:
+        from gradlab.checkpoint import load_checkpoint
+
+        return load_checkpoint(cfg.checkpoint, cfg.device)[0]
+    problem = build_problem(kind, cfg.hidden, cfg.layers, cfg.seed, getattr(torch, cfg.dtype), cfg.device,
+                            nonlinearity=cfg.nonlinearity, task=TASKS[cfg.task])
+    initialise(problem.model, cfg.init, cfg.gain, cfg.forget_bias if kind == "lstm" else None, cfg.seed)
+    return problem
+
+
+def record_checkpointed(problem: SequenceProblem, digits: torch.Tensor, labels: torch.Tensor,
                         cfg: AnalyzeConfig, progress: bool,
                         forget_log10: Optional[np.ndarray] = None) -> tuple[Trace, Optional[int]]:
     """The Trace of one problem from the checkpointed log-domain backward pass (any length), and
@@ -113,7 +140,7 @@ def record_checkpointed(problem: DigitSumClassifier, digits: torch.Tensor, label
                        "device": cfg.device, "engine": "checkpointed log-domain BPTT"}), streamed.forward_overflow_step
 
 
-def _inputs(problem: DigitSumClassifier, digits: torch.Tensor, cfg: AnalyzeConfig):
+def _inputs(problem: SequenceProblem, digits: torch.Tensor, cfg: AnalyzeConfig):
     inputs = problem.input_fn(digits)
     if cfg.zero_input:
         return lambda t0, t1: torch.zeros_like(inputs(t0, t1))

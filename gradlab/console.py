@@ -35,7 +35,7 @@ def format_value(log10_value: float, plain: float, dtype: str) -> str:
 
 def format_report(analysis: Analysis, run_dir) -> str:
     cfg = analysis.config
-    lines = [f"gradlab analyze: digit-sum, len {cfg.length}, batch {cfg.batch}, hidden {cfg.hidden}, "
+    lines = [f"gradlab analyze: {cfg.task}{' (trained)' if cfg.checkpoint else ''}, len {cfg.length}, batch {cfg.batch}, hidden {cfg.hidden}, "
              f"{cfg.layers} layer(s), {cfg.dtype} on {cfg.device}, seed {cfg.seed}, loss on {LOSS_AT_TEXT[cfg.loss_at]}",
              ""]
     for r in analysis.results:

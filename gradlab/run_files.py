@@ -21,6 +21,7 @@ from gradlab.plots.style import save_figure
 from gradlab.predictions import forget_gate_curve
 from gradlab.problem import LOSS_AT_TEXT
 from gradlab.runs import RunDir, fresh_run_dir, write_json
+from gradlab.tasks import TASKS
 
 CSV_COLUMNS = ["model", "t", "distance",
                "grad_h", "status_h", "log10_grad_h", "log10_grad_h_p10", "log10_grad_h_p90",
@@ -89,8 +90,9 @@ def summary(analysis: Analysis) -> dict:
         "command": "gradlab analyze",
         "config": asdict(cfg),
         "problem": {
-            "task": "NNDL digit-sum (random n1, n2; one noise digit)",
-            "model": "Embedding(10, 32) -> {model} -> Linear(hidden, 19), at initialisation (torch's default init)",
+            "task": f"{cfg.task}: {TASKS[cfg.task].summary}",
+            "model": (f"{'Embedding(symbols, 32)' if TASKS[cfg.task].vocab else 'inputs'} -> {{model}} -> "
+                      f"Linear(hidden, {TASKS[cfg.task].outputs}), " + _state_text(cfg)),
             "loss": f"cross-entropy summed over the batch, on {LOSS_AT_TEXT[cfg.loss_at]}",
             "norms": "per-sample L2 norm over hidden units of the total dL/dh_t (dL/dc_t); 'mean' is the batch mean "
                      "of the norms as the run's dtype holds them (0.0 = underflow, inf = overflow); 'log10_mean' is "
@@ -99,16 +101,23 @@ def summary(analysis: Analysis) -> dict:
             "distance": "k = t_loss - t, with t_loss the last step",
             "fit": "least squares of log10_mean against distance over the fitted range; factor = 10^slope",
         },
-        "versions": {"gradlab": _gradlab_version(), "torch": torch.__version__, "numpy": np.__version__,
-                     "python": sys.version.split()[0], "platform": platform.platform()},
+        "versions": versions(),
         "models": models,
     }
 
 
-def _gradlab_version() -> str:
+def _state_text(cfg) -> str:
+    if cfg.checkpoint is not None:
+        return f"trained (checkpoint {Path(cfg.checkpoint).name})"
+    return "at initialisation" + ("" if cfg.init == "default" else f" ({cfg.init} init)")
+
+
+def versions() -> dict:
+    """The versions a run was made with."""
     from gradlab import __version__
 
-    return __version__
+    return {"gradlab": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform()}
 
 
 def write_run(analysis: Analysis, out: Optional[Path] = None) -> Path:
@@ -125,8 +134,10 @@ def _write_files(run: RunDir, analysis: Analysis) -> None:
     write_trace_csv(d / "trace.csv", analysis)
     write_json(d / "summary.json", summary(analysis))
     torch.save({res.kind: res.problem.state_dict() for res in analysis.results}, d / "models.pt")
-    torch.save({"digits": torch.as_tensor(analysis.digits, dtype=torch.uint8),  # 0..9; .long() to use
-                "labels": torch.as_tensor(analysis.labels),
+    inputs = torch.as_tensor(analysis.inputs)
+    if not inputs.is_floating_point() and int(inputs.max()) < 256:
+        inputs = inputs.to(torch.uint8)  # symbols: a quarter of the size at 10^6 steps
+    torch.save({"inputs": inputs, "targets": torch.as_tensor(analysis.targets),
                 "config": asdict(analysis.config)}, d / "batch.pt")
     fig = analysis_figure(analysis)
     if fig is not None:
@@ -140,8 +151,8 @@ def analysis_figure(analysis: Analysis):
     shown = [r for r in analysis.results if r.profiles]
     if not shown:
         return None
-    title = (f"digit-sum, T = {cfg.length}, {cfg.layers} layer(s), H = {cfg.hidden}, {cfg.dtype}, "
-             f"loss on {LOSS_AT_TEXT[cfg.loss_at]}, at initialisation")
+    title = (f"{cfg.task}, T = {cfg.length}, {cfg.layers} layer(s), H = {cfg.hidden}, {cfg.dtype}, "
+             f"loss on {LOSS_AT_TEXT[cfg.loss_at]}, {_state_text(cfg)}")
     return decay_figure({r.kind: r.profiles for r in shown}, {r.kind: r.fits for r in shown}, title=title,
                         dtype=cfg.dtype, predicted={r.kind: predicted_lines(r) for r in shown})
 

@@ -64,18 +64,20 @@ def check_random(models: list[str], length: int, layers: int, hidden: int, batch
 def check_run(run_dir: Path) -> Iterator[Check]:
     """Re-check a saved analyze run: its models (in float64) on its batch and its loss."""
     from gradlab.problem import build_problem
+    from gradlab.tasks import TASKS
 
     config = json.loads((run_dir / "summary.json").read_text())["config"]
     states = torch.load(run_dir / "models.pt")
     batch = torch.load(run_dir / "batch.pt")
     for kind in config["models"]:
-        problem = build_problem(kind, config["hidden"], config["layers"], seed=0, dtype=torch.float64)
+        problem = build_problem(kind, config["hidden"], config["layers"], seed=0, dtype=torch.float64,
+                                nonlinearity=config["nonlinearity"], task=TASKS[config["task"]])
         problem.load_state_dict(states[kind])
-        x = problem.embed(batch["digits"].long())
+        x = problem.embed(batch["inputs"])
         model = problem.model
         with torch.enable_grad():
             output = model(x)[0].detach().requires_grad_(True)
-            loss = problem.loss_fn(batch["labels"], config["loss_at"])(output)
+            loss = problem.loss_fn(batch["targets"], config["loss_at"])(output)
             (grad_output,) = torch.autograd.grad(loss, output)
         yield Check(f"{kind} (run {run_dir.name})",
                     compare(bptt(model, x, grad_output), autograd_reference(model, x, grad_output)))

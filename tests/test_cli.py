@@ -60,8 +60,8 @@ def test_analyze_writes_a_complete_run_that_can_be_rechecked(tmp_path, capsys):
     for kind in ("srn", "lstm"):
         problem = build_problem(kind, 8, 1, seed=123, dtype=torch.float64)
         problem.load_state_dict(states[kind])
-        trace = gradlab.record(problem.model, problem.embed(batch["digits"].long()),
-                               problem.loss_fn(batch["labels"], "last"))
+        trace = gradlab.record(problem.model, problem.embed(batch["inputs"]),
+                               problem.loss_fn(batch["targets"], "last"))
         for name in problem.model.state_names:
             want = trace.grad_norms(name).mean(axis=1)[::-1]
             got = np.array([float(r[f"grad_{name}"]) for r in rows if r["model"] == kind])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ANALYSES = sorted((ROOT / "analyses").glob("*.py"))
+ANALYSES = sorted(p for p in (ROOT / "analyses").glob("*.py") if not p.name.startswith("_"))
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 

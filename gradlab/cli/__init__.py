@@ -1,0 +1,47 @@
+"""The ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
+
+One module per command (``add_parser(sub)``, ``run(args)``). Every invalid value ends with exit
+status 2 and one line saying what is wrong and what is allowed; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from gradlab.cli import analyze, data, train, verify
+from gradlab.cli.args import USAGE_ERROR, Parser, UsageError
+
+COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gradlab import __version__
+
+    parser = Parser(prog="gradlab", description="See how far back a gradient reaches in SRNs, LSTMs and GRUs.")
+    parser.add_argument("--version", action="version", version=f"gradlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    try:
+        return COMMANDS[args.command].run(args)
+    except UsageError as exc:
+        print(f"gradlab {args.command}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"gradlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Figures of a training run: loss and dev score, per-parameter gradient norms, and the decay of
+‖∂L/∂h_t‖ at the recorded steps of training."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from gradlab.plots.style import log10_axis_powers_of_ten, new_figure
+
+#: The book's names for the first layer's parameters (NNDL 6.2): W input, U recurrent, b bias.
+BOOK_NAMES = {"model.weight_ih_l0": "W", "model.weight_hh_l0": "U", "model.bias_ih_l0": "b"}
+BOOK_STYLES = {"W": "-", "U": "--", "b": ":"}
+
+
+def draw_gradient_norms(ax: Axes, history: Mapping[str, Sequence[float]], color=None, label: str = "") -> None:
+    """‖∇W‖, ‖∇U‖, ‖∇b‖ (before clipping) against the training step, on a log axis."""
+    steps = np.asarray(history["step"])
+    for param, short in BOOK_NAMES.items():
+        key = f"grad_norm/{param}"
+        if key in history:
+            values = np.asarray(history[key], dtype=float)
+            ax.plot(steps, np.where(values > 0, values, np.nan), BOOK_STYLES[short], color=color, lw=1,
+                    label=f"{label} {short}".strip())
+    ax.set_yscale("log")
+    ax.set(xlabel="training step", ylabel="gradient L2 norm (before clipping)")
+
+
+def draw_trace_profiles(ax: Axes, traces: Sequence[dict], state: str = "h") -> None:
+    """log10 mean ‖∂L/∂s_t‖ against distance, one line per recorded step (light: early, dark: late)."""
+    cmap = colormaps["viridis"]
+    last = max(tr["step"] for tr in traces) or 1
+    for tr in traces:
+        values = np.asarray(tr["profile"][state])
+        ax.plot(np.arange(len(values)), values, color=cmap(0.9 * tr["step"] / last), lw=1.2,
+                label=f"step {tr['step']}")
+    log10_axis_powers_of_ten(ax)
+    ax.set(xlabel="distance from the last step, T − 1 − t (steps)",
+           ylabel=rf"mean $\|\partial L/\partial {state}_t\|$")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def training_figure(history: Mapping[str, Sequence[float]], evals: Sequence[dict], traces: Sequence[dict],
+                    metric: str, title: str) -> Figure:
+    """Loss and dev score | gradient norms of W, U, b | decay through training (if traced)."""
+    fig, axes = new_figure(ncols=3 if traces else 2, width_per_panel=4.6)
+    ax = axes[0]
+    ax.plot(history["step"], history["loss"], color="0.6", lw=0.6, label="training loss (batch)")
+    ax.set(xlabel="training step", ylabel="loss")
+    if evals:
+        twin = ax.twinx()
+        twin.plot([e["step"] for e in evals], [e[f"dev_{metric}"] for e in evals], "o-", color="C1", ms=3,
+                  label=f"dev {metric}")
+        twin.set_ylabel(f"dev {metric}")
+        twin.grid(False)
+        twin.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    draw_gradient_norms(axes[1], history)
+    axes[1].legend()
+    if traces:
+        draw_trace_profiles(axes[2], traces)
+    fig.suptitle(title)
+    return fig
