@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     plan = SMOKE if args.smoke else FULL
     if args.checkpoints is not None:
         args.checkpoints.mkdir(parents=True, exist_ok=True)
-    configs = [plan["config"].__class__(**{**asdict(plan["config"]), "model": m, "length": L})
-               for m in plan["models"] for L in plan["lengths"]]
+    configs = [replace(plan["config"], model=m, length=L) for m in plan["models"] for L in plan["lengths"]]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(run_one, cfg, args.checkpoints) for cfg in configs]
         rows = [f.result() for f in tqdm(futures, desc=NAME, unit="run", disable=args.smoke)]
