@@ -20,7 +20,12 @@ def parse(doc: str, argv=None, extra=None) -> argparse.Namespace:
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     if extra is not None:
         extra(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.smoke:  # tiny models: one thread beats two fighting over a busy CI machine's cores
+        import torch
+
+        torch.set_num_threads(1)
+    return args
 
 
 def refuse_overwrite(name: str, out: Path, overwrite: bool) -> bool:

@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     r = a.add_argument_group("regimes", "initialisations that make gradients vanish, stay or explode")
     r.add_argument("--init", choices=INITS, default="default",
                    help="shape of every H×H block of W_hh: torch's default, orthogonal, identity (IRNN, biases 0) "
-                        "or normal N(0, 1/H) (default: default)")
+                        "or normal N(0, 1/H); or nndl, the NNDL book's Xavier-uniform weights and single bias "
+                        "(default: default)")
     r.add_argument("--gain", type=positive_float, default=None, metavar="G",
                    help="rescale every block of W_hh to spectral radius G")
     r.add_argument("--forget-bias", type=finite_float, default=None, metavar="B",

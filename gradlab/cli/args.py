@@ -33,6 +33,20 @@ def int_at_least(minimum: int):
     return parse
 
 
+def three_counts(example: str):
+    """A parser of "A,B,C": three integers >= 1 (e.g. train,dev,test sizes)."""
+    def parse(text: str) -> tuple[int, int, int]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 3 or min(values) < 1:
+            raise argparse.ArgumentTypeError(f"expected three counts >= 1 for train,dev,test such as {example}, "
+                                             f"got {text!r}")
+        return values
+    return parse
+
+
 def model_list(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",")))
     bad = [n for n in names if n not in MODEL_CLASSES]

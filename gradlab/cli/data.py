@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli.args import UsageError, int_at_least
+from gradlab.cli.args import UsageError, int_at_least, three_counts
 
 
 def _lengths(text: str) -> tuple[int, ...]:
@@ -17,16 +17,6 @@ def _lengths(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected distinct lengths >= 3 such as 5,10,15, got {text!r}")
     return values
 
-
-def _copies(text: str) -> tuple[int, int, int]:
-    parts = text.split(",")
-    try:
-        values = tuple(int(v) for v in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected three counts >= 1 for train,dev,test such as 3,1,1, got {text!r}")
-    return values  # type: ignore[return-value]
 
 
 def add_parser(sub) -> None:
@@ -44,7 +34,7 @@ def add_parser(sub) -> None:
     d.add_argument("--lengths", type=_lengths, default=None, metavar="L1,L2,…",
                    help=f"lengths, generated in this order from one stream (default: {book_lengths})")
     d.add_argument("--seed", type=int_at_least(0), default=None, metavar="S", help=f"(default: {BOOK_SEED})")
-    d.add_argument("--copies", type=_copies, default=None, metavar="TRAIN,DEV,TEST",
+    d.add_argument("--copies", type=three_counts("3,1,1"), default=None, metavar="TRAIN,DEV,TEST",
                    help="noisy copies of each of the 100 (n1, n2) pairs per split (default: "
                         f"{','.join(map(str, BOOK_SPLITS.values()))}, i.e. 300/100/100 examples)")
     d.add_argument("--overwrite", action="store_true", help="replace files that are already there")

@@ -5,22 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli.args import UsageError, check_device, check_out, int_at_least, positive_float
+from gradlab.cli.args import UsageError, check_device, check_out, int_at_least, positive_float, three_counts
 from gradlab.clipping import CLIP_MODES
 from gradlab.init import INITS
 from gradlab.models import MODEL_CLASSES
 from gradlab.problem import LOSS_AT
 from gradlab.tasks import TASKS
 
-
-def _sizes(text: str) -> tuple[int, int, int]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3 or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected three counts >= 1 for train,dev,test such as 1000,200,200, got {text!r}")
-    return values  # type: ignore[return-value]
 
 
 def add_parser(sub) -> None:
@@ -58,7 +49,7 @@ def add_parser(sub) -> None:
                    help="record the gradient decay every N steps; 0: never (default: 0)")
     t.add_argument("--trace-batch", type=int_at_least(1), default=32, metavar="B",
                    help="dev examples the traces use (default: 32)")
-    t.add_argument("--sizes", type=_sizes, default=None, metavar="TRAIN,DEV,TEST",
+    t.add_argument("--sizes", type=three_counts("1000,200,200"), default=None, metavar="TRAIN,DEV,TEST",
                    help="examples per split for generated tasks (default: the book's sets for digit-sum, else "
                         "10000,1000,1000)")
     t.add_argument("--data", dest="data_dir", type=Path, default=None, metavar="DIR",
