@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,12 @@ def score(problem: SequenceProblem, data: Dataset, batch: int = 256, loss_at: st
             hits += int((problem.readout(output[-1]).argmax(-1) == y).sum())
             total += len(y)
     steps = x_all.shape[1] if task.target == "sequence" or loss_at == "all" else 1
-    return Score(task.metric, hits / total, loss_sum / (len(y_all) * steps))
+    return Score(task.metric, _overflowed_as_inf(hits / total), _overflowed_as_inf(loss_sum / (len(y_all) * steps)))
+
+
+def _overflowed_as_inf(value: float) -> float:
+    """A NaN here comes from an overflowed forward pass (inf − inf, inf · 0): report it as inf."""
+    return math.inf if math.isnan(value) else value
 
 
 def as_batches(data: Dataset, batch: int, order: np.ndarray):

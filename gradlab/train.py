@@ -42,6 +42,7 @@ class TrainConfig:
     layers: int = 1
     nonlinearity: str = "tanh"
     init: str = "default"  # gradlab.init.INITS; "nndl" is the book's Xavier-uniform
+    gain: Optional[float] = None  # rescale every block of W_hh to this spectral radius
     epochs: int = 500
     steps: Optional[int] = None  # if set, replaces epochs
     batch: int = 8
@@ -77,6 +78,7 @@ class TrainResult:
     test: Optional[Score] = None
     chance: float = 0.0
     seconds: float = 0.0
+    diverged: Optional[str] = None  # "step N: the loss overflowed float32" when training stopped there
 
 
 def load_data(cfg: TrainConfig) -> dict[str, Dataset]:
@@ -87,7 +89,7 @@ def load_data(cfg: TrainConfig) -> dict[str, Dataset]:
 def make_problem(cfg: TrainConfig) -> SequenceProblem:
     problem = build_problem(cfg.model, cfg.hidden, cfg.layers, cfg.seed, getattr(torch, cfg.dtype), cfg.device,
                             cfg.nonlinearity, TASKS[cfg.task])
-    initialise(problem.model, cfg.init, seed=cfg.seed)
+    initialise(problem.model, cfg.init, cfg.gain, seed=cfg.seed)
     return problem
 
 
@@ -128,6 +130,9 @@ def train(cfg: TrainConfig, data: Optional[dict[str, Dataset]] = None, progress:
             optimizer.zero_grad(set_to_none=True)
             output = problem(x)
             loss = problem.loss_of(output, y, 0, output.shape[0], cfg.loss_at, cfg.reduction)
+            if not torch.isfinite(loss):  # overflow: stop, keep the best weights so far
+                result.diverged = f"step {step + 1}: the loss overflowed {cfg.dtype}"
+                break
             loss.backward()
             norms = gradient_norms(named)  # before clipping
             clip_gradients(params, cfg.clip, cfg.clip_norm)
@@ -145,11 +150,15 @@ def train(cfg: TrainConfig, data: Optional[dict[str, Dataset]] = None, progress:
             bar.update(1)
             if step == total:
                 break
+        if result.diverged:
+            break
         epoch += 1
     bar.close()
-    if cfg.trace_every:
+    if cfg.trace_every and not result.diverged:
         result.traces.append({"step": step, "profile": gradient_profile(problem, trace_set, cfg.loss_at)})
     problem.load_state_dict(best_state)
+    if result.best_dev is None:  # stopped before the first dev evaluation: the initial weights
+        result.best_dev = score(problem.eval(), data["dev"], loss_at=cfg.loss_at)
     result.test = score(problem.eval(), data["test"], loss_at=cfg.loss_at)
     result.seconds = time.perf_counter() - started
     return result

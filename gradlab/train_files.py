@@ -30,6 +30,7 @@ def train_summary(result: TrainResult) -> dict:
         "best_dev": asdict(result.best_dev) if result.best_dev else None,
         "test": asdict(result.test) if result.test else None,
         "seconds": result.seconds,
+        "diverged": result.diverged,
         "notes": {"grad_norms": "L2 norm of each parameter's gradient at every step, before clipping (history.csv)",
                   "traces": "log10 of the batch-mean total gradient norm against distance from the last step, "
                             "on the first trace_batch dev examples (traces.csv)",

@@ -97,3 +97,16 @@ def test_analyze_checkpoint_refuses_flags_the_checkpoint_fixes(tmp_path, capsys)
         capsys.readouterr()
         assert main(["analyze", "--checkpoint", str(run / "checkpoint.pt"), *extra, "--out", str(tmp_path)]) == 2
         assert "from the checkpoint" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_and_says_so(tmp_path, capsys):
+    # a linear SRN with every W_hh block at spectral radius 50: the forward pass overflows float32
+    args = ["train", "--model", "srn", "--nonlinearity", "linear", "--init", "orthogonal", "--gain", "50",
+            "--task", "adding", "--len", "40", "--sizes", "8,4,4", "--steps", "5", "--batch", "4", "--quiet",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "training stopped at step 1: the loss overflowed float32" in out and "nan" not in out.lower()
+    (run,) = tmp_path.iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["diverged"].startswith("step 1") and summary["steps"] == 0

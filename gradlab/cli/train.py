@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     length = t.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int_at_least(1), default=500, metavar="E", help="(default: 500)")
     length.add_argument("--steps", type=int_at_least(1), default=None, metavar="N", help="train N steps instead")
+    t.add_argument("--gain", type=positive_float, default=None, metavar="G",
+                   help="rescale every block of W_hh to spectral radius G (as in gradlab analyze)")
     t.add_argument("--batch", type=int_at_least(1), default=8, metavar="B", help="(default: 8)")
     t.add_argument("--lr", type=positive_float, default=1e-3, metavar="LR", help="(default: 0.001)")
     t.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="(default: adam)")
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None and task.make is not None and task.name != "digit-sum":
         raise UsageError(f"argument --data: {task.name} is generated, not read from files")
     cfg = TrainConfig(model=args.model, task=args.task, length=length, hidden=args.hidden, layers=args.layers,
-                      nonlinearity=args.nonlinearity, init=args.init, epochs=args.epochs, steps=args.steps,
+                      nonlinearity=args.nonlinearity, init=args.init, gain=args.gain, epochs=args.epochs, steps=args.steps,
                       batch=args.batch, lr=args.lr, optimizer=args.optimizer, clip=args.clip, clip_norm=args.clip_norm,
                       reduction=args.reduction, loss_at=args.loss_at, seed=args.seed, shuffle=args.shuffle,
                       eval_every=args.eval_every, trace_every=args.trace_every, trace_batch=args.trace_batch,
@@ -99,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, data, progress=not args.quiet)
     run_dir = write_train_run(result, args.out)
     metric = result.test.metric
-    print(f"gradlab train: {cfg.model} on {cfg.task} (T = {cfg.length}), {len(result.history['loss'])} steps in "
+    if result.diverged:
+        print(f"gradlab train: training stopped at {result.diverged}; the run keeps the best weights "
+              f"before it. Try a smaller --lr, --clip global or per-param, or a smaller --gain.")
+    print(f"gradlab train: {cfg.model} on {cfg.task} (T = {cfg.length}), {len(result.history.get('loss', []))} steps in "
           f"{result.seconds:.1f} s\n  best dev {metric} {result.best_dev.value:.4f} at step {result.best_step}; "
-          f"test {metric} {result.test.value:.4f} (chance {result.chance:.4f})\n  run directory: {run_dir}\n"
+          f"test {metric} {result.test.value:.4f}{' (overflow)' if result.test.value == float('inf') else ''} (chance {result.chance:.4f})\n  run directory: {run_dir}\n"
           f"  analyse it: gradlab analyze --checkpoint {run_dir / 'checkpoint.pt'}")
     return 0

@@ -19,7 +19,7 @@ BOOK_STYLES = {"W": "-", "U": "--", "b": ":"}
 
 def draw_gradient_norms(ax: Axes, history: Mapping[str, Sequence[float]], color=None, label: str = "") -> None:
     """‖∇W‖, ‖∇U‖, ‖∇b‖ (before clipping) against the training step, on a log axis."""
-    steps = np.asarray(history["step"])
+    steps = np.asarray(history.get("step", []))
     for param, short in BOOK_NAMES.items():
         key = f"grad_norm/{param}"
         if key in history:
@@ -49,7 +49,7 @@ def training_figure(history: Mapping[str, Sequence[float]], evals: Sequence[dict
     """Loss and dev score | gradient norms of W, U, b | decay through training (if traced)."""
     fig, axes = new_figure(ncols=3 if traces else 2, width_per_panel=4.6)
     ax = axes[0]
-    ax.plot(history["step"], history["loss"], color="0.6", lw=0.6, label="training loss (batch)")
+    ax.plot(history.get("step", []), history.get("loss", []), color="0.6", lw=0.6, label="training loss (batch)")
     ax.set(xlabel="training step", ylabel="loss")
     if evals:
         twin = ax.twinx()
@@ -58,9 +58,10 @@ def training_figure(history: Mapping[str, Sequence[float]], evals: Sequence[dict
         twin.set_ylabel(f"dev {metric}")
         twin.grid(False)
         twin.legend(loc="upper right")
-    ax.legend(loc="upper left")
     draw_gradient_norms(axes[1], history)
-    axes[1].legend()
+    if history.get("step"):
+        ax.legend(loc="upper left")
+        axes[1].legend()
     if traces:
         draw_trace_profiles(axes[2], traces)
     fig.suptitle(title)
