@@ -32,7 +32,7 @@ def log10_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:
     """An axis that holds log10 values, labelled as powers of ten (10^-400 has no float64, so
     values this far out are drawn as their logarithms on a linear axis)."""
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_locator(MaxNLocator(nbins=8, integer=True))
+    target.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"$10^{{{int(round(v))}}}$"))
 
 
