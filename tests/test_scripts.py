@@ -1,5 +1,6 @@
 """Every analyses/ and benchmarks/ script runs in its --smoke mode."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,21 @@ def test_benchmark_smoke_run_prints_ratios(script, tmp_path):
     proc = run(script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "torch" in proc.stdout
+
+
+def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curves(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    assert run(ROOT / "analyses" / "nndl_memory.py", "--out", str(tmp_path / "a"), "--checkpoints", str(checkpoints),
+               cwd=tmp_path).returncode == 0
+    script = ROOT / "analyses" / "decay_through_training.py"
+    assert run(script, "--out", str(tmp_path / "b"), "--checkpoints", str(checkpoints), cwd=tmp_path).returncode == 0
+    assert run(script, "--out", str(tmp_path / "c"), cwd=tmp_path).returncode == 0
+    reused = json.loads((tmp_path / "b" / "decay_through_training.json").read_text())["runs"]
+    fresh = json.loads((tmp_path / "c" / "decay_through_training.json").read_text())["runs"]
+    for model in ("srn", "lstm"):
+        assert str(checkpoints) in reused[f"digit-sum/{model}"]["source"]
+        assert fresh[f"digit-sum/{model}"]["source"] == "trained here"
+        for when in ("init", "trained"):
+            assert reused[f"digit-sum/{model}"]["log10_mean_grad_h"][when] == pytest.approx(
+                fresh[f"digit-sum/{model}"]["log10_mean_grad_h"][when], abs=1e-9)
+    assert reused["digit-sum/gru"]["source"] == "trained here"
