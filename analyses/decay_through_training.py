@@ -72,6 +72,24 @@ def before_and_after(cfg: TrainConfig, folder: Path | None, progress: bool) -> d
             "chance": 0.10, "source": f"{path} (best dev step {info['step']})"}
 
 
+def figure(data: dict):
+    """One panel per task: each model's curve at initialisation (dashed) and trained (solid)."""
+    fig, axes = new_figure(ncols=len(data["configs"]), width_per_panel=5.2, height=4.2)
+    for ax, (task, cfg) in zip(axes, data["configs"].items()):
+        for model in MODELS:
+            run = data["runs"][f"{task}/{model}"]
+            for key, style, when in (("init", "--", "init"), ("trained", "-", f"trained, {run['steps']} steps")):
+                values = np.asarray(run["log10_mean_grad_h"][key])
+                ax.plot(np.arange(len(values)), values, style, color=MODEL_COLORS[model], lw=1.3,
+                        label=f"{MODEL_LABELS[model]}, {when}")
+        log10_axis_powers_of_ten(ax)
+        ax.set(xlabel="distance from the last step, T − 1 − t (steps)", ylabel=r"mean $\|\partial L/\partial h_t\|$",
+               title=f"{task}, T = {cfg['length']}, H = {cfg['hidden']}")
+        ax.legend(fontsize=7, ncol=2, loc="lower left")
+    fig.suptitle(r"$\|\partial L/\partial h_t\|$ at initialisation (dashed) and after training (solid)")
+    return fig
+
+
 def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoints", type=Path, default=None,
@@ -80,26 +98,16 @@ def main(argv=None) -> int:
     if refuse_overwrite(NAME, args.out, args.overwrite):
         return 2
     plans = SMOKE if args.smoke else {"digit-sum": DIGIT_SUM, "adding": ADDING}
-    fig, axes = new_figure(ncols=2, width_per_panel=5.2, height=4.0)
     data = {"configs": {k: asdict(v) for k, v in plans.items()}, "runs": {}}
-    for ax, (task, base) in zip(axes, plans.items()):
+    for task, base in plans.items():
         for model in MODELS:
             cfg = replace(base, model=model, trace_every=base.steps or 10 ** 9)  # traces at step 0 and the end
             run = before_and_after(cfg, args.checkpoints, progress=not args.smoke)
-            for key, style, when in (("init", "--", "init"), ("trained", "-", f"trained, {run['steps']} steps")):
-                values = np.asarray(run[key])
-                ax.plot(np.arange(len(values)), values, style, color=MODEL_COLORS[model], lw=1.3,
-                        label=f"{MODEL_LABELS[model]}, {when}")
-            data["runs"][f"{task}/{model}"] = {**run, "test": asdict(run["test"]),
-                                               "log10_mean_grad_h": {"init": run.pop("init"), "trained": run.pop("trained")}}
-            test = run["test"]
-            print(f"{task:9s} {model:4s} test {test.metric} {test.value:.3f}  log10 ‖∂L/∂h‖ at the far end: "
-                  f"init {data['runs'][f'{task}/{model}']['log10_mean_grad_h']['init'][-1]:.1f}, "
-                  f"trained {data['runs'][f'{task}/{model}']['log10_mean_grad_h']['trained'][-1]:.1f}")
-        log10_axis_powers_of_ten(ax)
-        ax.set(xlabel="distance from the last step, T − 1 − t (steps)", ylabel=r"mean $\|\partial L/\partial h_t\|$",
-               title=f"{task}, T = {base.length}, H = {base.hidden}: dashed at init, solid trained")
-        ax.legend(fontsize=7, ncol=2, loc="lower left")
+            curves = {"init": run.pop("init"), "trained": run.pop("trained")}
+            data["runs"][f"{task}/{model}"] = {**run, "test": asdict(run["test"]), "log10_mean_grad_h": curves}
+            print(f"{task:9s} {model:4s} test {run['test'].metric} {run['test'].value:.3f}  log10 ‖∂L/∂h‖ at the "
+                  f"far end: init {curves['init'][-1]:.1f}, trained {curves['trained'][-1]:.1f}")
+    fig = figure(data)
     write_outputs(NAME, args.out, fig, data, args.overwrite)
     return 0
 
