@@ -24,9 +24,19 @@ def test_analysis_smoke_run_writes_png_pdf_and_json(script, tmp_path):
     names = {p.name for p in tmp_path.iterdir()}
     assert {f"{script.stem}.png", f"{script.stem}.pdf", f"{script.stem}.json"} <= names
     # a second run refuses to overwrite unless asked
+    before = (tmp_path / f"{script.stem}.json").read_bytes()
     again = run(script, "--out", str(tmp_path), cwd=tmp_path)
     assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert (tmp_path / f"{script.stem}.json").read_bytes() == before
+
+
+def test_overwrite_replaces_the_files_when_asked(tmp_path):
+    # every script writes through analyses/_common.py; one of them shows that --overwrite works
+    script = ROOT / "analyses" / "decay_at_init.py"
+    assert run(script, "--out", str(tmp_path), cwd=tmp_path).returncode == 0
+    stamp = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("decay_at_init.*")}
     assert run(script, "--out", str(tmp_path), "--overwrite", cwd=tmp_path).returncode == 0
+    assert all(p.stat().st_mtime_ns > stamp[p.name] for p in tmp_path.glob("decay_at_init.*"))
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
