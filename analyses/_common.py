@@ -13,6 +13,15 @@ from gradlab.runs import atomic_write, write_json
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
 
+def start(name: str, doc: str, argv=None, extra=None) -> argparse.Namespace:
+    """Parse the flags (``extra(parser)`` adds a script's own) and stop with status 2 when ``--out``
+    already holds ``name``.* and --overwrite was not given."""
+    args = parse(doc, argv, extra)
+    if refuse_overwrite(name, args.out, args.overwrite):
+        raise SystemExit(2)
+    return args
+
+
 def parse(doc: str, argv=None, extra=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="a tiny run that takes seconds")

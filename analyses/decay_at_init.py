@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse, refuse_overwrite, write_outputs  # noqa: E402
+from _common import start, write_outputs  # noqa: E402
 
 from gradlab.analyze import AnalyzeConfig, analyze  # noqa: E402
 from gradlab.run_files import analysis_figure, summary  # noqa: E402
@@ -25,9 +25,7 @@ SMOKE = AnalyzeConfig(models=("srn", "lstm", "gru"), length=20, hidden=8, batch=
 
 
 def main(argv=None) -> int:
-    args = parse(__doc__, argv)
-    if refuse_overwrite(NAME, args.out, args.overwrite):
-        return 2
+    args = start(NAME, __doc__, argv)
     analysis = analyze(SMOKE if args.smoke else FULL, progress=not args.smoke)
     data = summary(analysis)
     data["profiles"] = {r.kind: {s: {k: v.tolist() for k, v in asdict(prof).items()} for s, prof in r.profiles.items()}

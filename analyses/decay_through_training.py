@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse, refuse_overwrite, write_outputs  # noqa: E402
+from _common import start, write_outputs  # noqa: E402
 
 from gradlab.checkpoint import load_checkpoint  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure  # noqa: E402
@@ -94,9 +94,7 @@ def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoints", type=Path, default=None,
                        help="nndl_memory.py's --checkpoints directory: reuse its digit-sum models")
-    args = parse(__doc__, argv, extra)
-    if refuse_overwrite(NAME, args.out, args.overwrite):
-        return 2
+    args = start(NAME, __doc__, argv, extra)
     plans = SMOKE if args.smoke else {"digit-sum": DIGIT_SUM, "adding": ADDING}
     data = {"configs": {k: asdict(v) for k, v in plans.items()}, "runs": {}}
     for task, base in plans.items():

@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse, refuse_overwrite, write_outputs  # noqa: E402
+from _common import start, write_outputs  # noqa: E402
 
 from gradlab.plots.style import new_figure  # noqa: E402
 from gradlab.plots.training import BOOK_NAMES, draw_gradient_norms  # noqa: E402
@@ -33,9 +33,7 @@ MODES = {"none": "no clipping", "per-param": "per-parameter clipping at 5.0 (the
 
 
 def main(argv=None) -> int:
-    args = parse(__doc__, argv)
-    if refuse_overwrite(NAME, args.out, args.overwrite):
-        return 2
+    args = start(NAME, __doc__, argv)
     base = SMOKE if args.smoke else BOOK
     fig, axes = new_figure(ncols=len(MODES), width_per_panel=4.4, height=3.6)
     runs = {}

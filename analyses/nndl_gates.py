@@ -21,7 +21,7 @@ import seaborn as sns
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse, refuse_overwrite, write_outputs  # noqa: E402
+from _common import start, write_outputs  # noqa: E402
 
 from gradlab.bptt import forward_tapes  # noqa: E402
 from gradlab.checkpoint import load_checkpoint  # noqa: E402
@@ -53,9 +53,7 @@ def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoint", type=Path, default=None,
                        help="a trained length-10 digit-sum LSTM (gradlab train or nndl_memory.py --checkpoints)")
-    args = parse(__doc__, argv, extra)
-    if refuse_overwrite(NAME, args.out, args.overwrite):
-        return 2
+    args = start(NAME, __doc__, argv, extra)
     if args.checkpoint is not None:
         problem, config, info = load_checkpoint(args.checkpoint)
         if config["model"] != "lstm" or config["task"] != "digit-sum":

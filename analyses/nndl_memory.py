@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse, refuse_overwrite, write_outputs  # noqa: E402
+from _common import start, write_outputs  # noqa: E402
 
 from gradlab.checkpoint import save_checkpoint  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, new_figure  # noqa: E402
@@ -62,9 +62,7 @@ def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--jobs", type=int, default=1, help="training runs in parallel (one per core)")
         p.add_argument("--checkpoints", type=Path, default=None, help="also save each trained model here")
-    args = parse(__doc__, argv, extra)
-    if refuse_overwrite(NAME, args.out, args.overwrite):
-        return 2
+    args = start(NAME, __doc__, argv, extra)
     plan = SMOKE if args.smoke else FULL
     if args.checkpoints is not None:
         args.checkpoints.mkdir(parents=True, exist_ok=True)
