@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
+import timeit
 
 import torch
 
@@ -28,13 +28,9 @@ TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU
 
 
 def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall time of ``fn()`` over ``repeats`` calls, after 1 warm-up call (GC on)."""
+    timeit.repeat(fn, setup="gc.enable()", number=1, repeat=1)
+    return statistics.median(timeit.repeat(fn, setup="gc.enable()", number=1, repeat=repeats))
 
 
 def bench(kind: str, T: int, B: int, H: int, repeats: int) -> dict:

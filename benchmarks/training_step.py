@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
+import timeit
 
 import numpy as np
 import torch
@@ -30,14 +30,9 @@ from gradlab.tasks.digit_sum import sample_batch
 
 
 def median_time(fn, repeats: int) -> float:
-    for _ in range(3):  # warm-up
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall time of ``fn()`` over ``repeats`` calls, after 3 warm-up calls (GC on)."""
+    timeit.repeat(fn, setup="gc.enable()", number=1, repeat=3)
+    return statistics.median(timeit.repeat(fn, setup="gc.enable()", number=1, repeat=repeats))
 
 
 def step_fn(problem, recurrent, digits, labels, log_norms: bool):
