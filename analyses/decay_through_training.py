@@ -29,6 +29,7 @@ from _common import start, write_outputs  # noqa: E402
 from gradlab.checkpoint import load_checkpoint  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure  # noqa: E402
 from gradlab.scoring import score  # noqa: E402
+from gradlab.tasks import TASKS  # noqa: E402
 from gradlab.train import TrainConfig, gradient_profile, load_data, make_problem, train  # noqa: E402
 
 TRACE_FIELDS = ("trace_every", "trace_batch")  # do not change what is trained
@@ -69,7 +70,7 @@ def before_and_after(cfg: TrainConfig, folder: Path | None, progress: bool) -> d
     return {"init": gradient_profile(make_problem(cfg), trace_set, cfg.loss_at)["h"],
             "trained": gradient_profile(trained, trace_set, cfg.loss_at)["h"],
             "steps": cfg.total_steps(len(data["train"][1])), "test": score(trained.eval(), data["test"]),
-            "chance": 0.10, "source": f"{path} (best dev step {info['step']})"}
+            "chance": TASKS[cfg.task].chance, "source": f"{path} (best dev step {info['step']})"}
 
 
 def figure(data: dict):

@@ -37,9 +37,8 @@ def score(problem: SequenceProblem, data: Dataset, batch: int = 256, loss_at: st
         y = torch.as_tensor(y_all[start:start + batch], device=device)
         output = problem(x)  # [T, B, H]
         loss_sum += float(problem.loss_of(output, y, 0, output.shape[0], loss_at, reduction="sum"))
-        if task.target == "value":
-            prediction = problem.readout(output[-1])[:, 0]
-            hits += float(((prediction - y.to(prediction.dtype)) ** 2).sum())
+        if task.target == "value":  # the squared error at the last step: the loss itself with loss_at "last"
+            hits += float(problem.loss_of(output, y, 0, output.shape[0], "last", reduction="sum"))
             total += len(y)
         elif task.target == "sequence":
             k = task.scored_from_end

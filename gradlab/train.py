@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -167,7 +167,3 @@ def train(cfg: TrainConfig, data: Optional[dict[str, Dataset]] = None, progress:
 def _log(history: dict[str, list], **row) -> None:
     for key, value in row.items():
         history.setdefault(key, []).append(value)
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)

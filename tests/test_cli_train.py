@@ -110,3 +110,11 @@ def test_a_diverging_run_stops_and_says_so(tmp_path, capsys):
     (run,) = tmp_path.iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["diverged"].startswith("step 1") and summary["steps"] == 0
+
+
+@pytest.mark.parametrize("task, length", [("copy", 30), ("temporal-order", 10), ("digits-rows", 8)])
+def test_train_length_defaults_to_the_tasks(tmp_path, task, length):
+    args = ["train", "--task", task, "--hidden", "4", "--steps", "1", "--batch", "4", "--quiet", "--out", str(tmp_path)]
+    assert main(args + ([] if task == "digits-rows" else ["--sizes", "8,4,4"])) == 0
+    (run,) = tmp_path.iterdir()
+    assert json.loads((run / "config.json").read_text())["length"] == length

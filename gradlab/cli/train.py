@@ -63,10 +63,6 @@ def add_parser(sub) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _default_length(task) -> int:
-    return task.fixed_length or max(10, task.min_length if task.name != "copy" else 30)
-
-
 def run(args: argparse.Namespace) -> int:
     from gradlab.train import TrainConfig, load_data, train
     from gradlab.train_files import write_train_run
@@ -74,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     check_device(args.device)
     check_out(args.out)
     task = TASKS[args.task]
-    length = args.length or _default_length(task)
+    length = args.length or task.fixed_length or task.default_length
     try:
         task.check_length(length)
     except ValueError as exc:

@@ -40,7 +40,8 @@ class Task:
     vocab: Optional[int] = None  # number of input symbols; None for real-valued inputs
     input_size: int = 0  # width of real-valued inputs
     min_length: int = 1
-    fixed_length: Optional[int] = None  # image rows: the image height, not a choice
+    default_length: int = 10  # what gradlab train uses without --len
+    fixed_length: Optional[int] = None  # image rows: the image height, not a choice (and the default)
     scored_from_end: int = 0  # "sequence" targets: the steps at the end that the accuracy counts
 
     def __post_init__(self) -> None:

@@ -39,4 +39,4 @@ def baseline_cross_entropy(length: int) -> float:
 
 TASK = Task(name="copy", summary="repeat 10 symbols after a delay, at the end of the sequence (length = delay + 20)",
             target="sequence", outputs=CATEGORIES + 1, chance=1 / CATEGORIES, make=make,
-            vocab=CATEGORIES + 2, min_length=2 * RECALL + 1, scored_from_end=RECALL)
+            vocab=CATEGORIES + 2, min_length=2 * RECALL + 1, default_length=30, scored_from_end=RECALL)
