@@ -34,6 +34,8 @@ def save_checkpoint(path: Path, problem: SequenceProblem, config: dict[str, Any]
 
 def load_checkpoint(path: Path, device: str = "cpu") -> tuple[SequenceProblem, dict[str, Any], dict[str, Any]]:
     """(problem with the saved weights, training config, info) from a file ``save_checkpoint`` wrote."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint

@@ -90,6 +90,12 @@ def test_train_rejects_bad_values_with_one_line(tmp_path, capsys, args, message)
     assert not any(tmp_path.glob("*train*"))
 
 
+def test_analyze_checkpoint_that_is_missing_says_so(tmp_path, capsys):
+    assert main(["analyze", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no such file" in err and len(err.splitlines()) == 1
+
+
 def test_analyze_checkpoint_refuses_flags_the_checkpoint_fixes(tmp_path, capsys):
     assert main(["train", "--model", "srn", *SMALL, "--out", str(tmp_path)]) == 0
     (run,) = tmp_path.iterdir()

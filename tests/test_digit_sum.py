@@ -126,3 +126,10 @@ def test_reading_rejects_malformed_lines(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         read_split(path)
+
+
+def test_data_into_an_unwritable_place_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["data", "digit-sum", "--lengths", "5", "--out", str(tmp_path / "file" / "below")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and len(err.splitlines()) == 1

@@ -58,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --out: {taken[0]} already exists ({len(taken)} of {len(targets)} files); "
                          "pass --overwrite to replace them")
     data = book_datasets(lengths, seed, splits)
-    for L in lengths:
-        (args.out / str(L)).mkdir(parents=True, exist_ok=True)
-        for s in splits:
-            atomic_write(args.out / str(L) / f"{s}.txt",
-                         lambda p, d=data[L][s]: p.write_text(format_lines(d), encoding="utf-8"), overwrite=True)
+    try:
+        for L in lengths:
+            (args.out / str(L)).mkdir(parents=True, exist_ok=True)
+            for s in splits:
+                atomic_write(args.out / str(L) / f"{s}.txt",
+                             lambda p, d=data[L][s]: p.write_text(format_lines(d), encoding="utf-8"), overwrite=True)
+    except OSError as exc:
+        raise UsageError(f"argument --out: cannot write under {str(args.out)!r}: {exc.strerror or exc}") from None
     sizes = "/".join(str(100 * k) for k in splits.values())
     print(f"wrote {len(targets)} files under {args.out}: lengths {','.join(map(str, lengths))}, "
           f"{sizes} examples per length (train/dev/test), seed {seed}" + (" — the NNDL book's datasets" if
