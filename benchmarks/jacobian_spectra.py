@@ -3,7 +3,7 @@
 Baseline: for each t, torch.autograd.functional.jacobian (vectorize=True) of the final state with
 respect to the state at t through the unrolled steps t+1..T−1, then its singular values. Its cost
 grows with T − t, so it is timed at a few t spread over the sequence and its total over all T
-values of t estimated as T × their mean (said so in the output). Compared: gradlab.jacobians
+values of t estimated as T × their mean (said so in the output). Compared: gradlab.analysis.jacobians
 .jacobian_spectra (state and input spectra for every t). LSTM, H = 64, batch 1, float32.
 
     python benchmarks/jacobian_spectra.py           # T = 1000 (target: at least 100× faster)
@@ -19,8 +19,8 @@ import time
 import torch
 
 import gradlab
-from gradlab.jacobians import jacobian_spectra
-from gradlab.theory import _full_step
+from gradlab.analysis.jacobians import jacobian_spectra
+from gradlab.analysis.theory import _full_step
 
 
 def naive_state_spectrum(model, x, t: int) -> torch.Tensor:

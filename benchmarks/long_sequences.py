@@ -22,8 +22,8 @@ CHILD = r"""
 import json, resource, sys, time
 import torch
 import gradlab
-from gradlab.checkpointed import checkpointed_norms
-from gradlab.memory import keep_resident_memory_flat
+from gradlab.engine.checkpointed import checkpointed_norms
+from gradlab.common.memory import keep_resident_memory_flat
 
 keep_resident_memory_flat()
 T, B, H, I = int(sys.argv[1]), 4, 64, 32

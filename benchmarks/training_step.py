@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gradlab.clipping import gradient_norms
-from gradlab.convert import to_torch
-from gradlab.problem import build_problem
+from gradlab.training.clipping import gradient_norms
+from gradlab.models.convert import to_torch
+from gradlab.tasks.problem import build_problem
 from gradlab.tasks.digit_sum import sample_batch
 
 

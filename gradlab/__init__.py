@@ -2,14 +2,14 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from gradlab.bptt import BPTTResult, bptt
-from gradlab.convert import from_torch, to_torch, to_torch_cell
-from gradlab.layouts import from_d2l, from_nndl, to_d2l, to_nndl
-from gradlab.hooks import HookPoint, attached, hook_points
-from gradlab.models import GRU, LSTM, SRN, RecurrentModel
-from gradlab.record import record
-from gradlab.theory import lyapunov_exponents
-from gradlab.trace import Trace
+from gradlab.engine.bptt import BPTTResult, bptt
+from gradlab.models.convert import from_torch, to_torch, to_torch_cell
+from gradlab.models.layouts import from_d2l, from_nndl, to_d2l, to_nndl
+from gradlab.models.hooks import HookPoint, attached, hook_points
+from gradlab.models.recurrent import GRU, LSTM, SRN, RecurrentModel
+from gradlab.engine.record import record
+from gradlab.analysis.theory import lyapunov_exponents
+from gradlab.engine.trace import Trace
 
 try:
     __version__ = version("gradlab")

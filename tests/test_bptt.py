@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import gradlab
 from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
-from gradlab.autograd_ref import autograd_reference, compare
-from gradlab.bptt import bptt
+from gradlab.engine.reference import autograd_reference, compare
+from gradlab.engine.bptt import bptt
 
 REL_TOL = 1e-10
 
@@ -194,8 +194,8 @@ def test_bptt_equals_autograd_on_cuda(kind, kwargs, dtype):
 @pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
 def test_step_jacobians_equal_autograd(kind, kwargs):
     """(JAC-SRN), (JAC-LSTM), (JAC-GRU) against torch.autograd.functional.jacobian of one step."""
-    from gradlab.backward import ARCHITECTURES
-    from gradlab.cells import gru_gates, gru_update, lstm_cell, lstm_gates, lstm_hidden, srn_step
+    from gradlab.models.architectures import ARCHITECTURES
+    from gradlab.models.cells import gru_gates, gru_update, lstm_cell, lstm_gates, lstm_hidden, srn_step
 
     model = make_model(kind, kwargs, input_size=3, hidden_size=5)
     w_ih, w_hh, b_ih, b_hh = model.layer_parameters(0)

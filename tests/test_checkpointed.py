@@ -6,7 +6,7 @@ import torch
 
 import gradlab
 from conftest import MODEL_CONFIGS, MODEL_IDS, make_model
-from gradlab.checkpointed import checkpointed_norms, segment_length
+from gradlab.engine.checkpointed import checkpointed_norms, segment_length
 
 
 @pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)

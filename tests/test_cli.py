@@ -11,7 +11,7 @@ import torch
 
 import gradlab
 from gradlab.cli import main
-from gradlab.problem import build_problem
+from gradlab.tasks.problem import build_problem
 
 
 def run_dirs(out):

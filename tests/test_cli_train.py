@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import gradlab
-from gradlab.checkpoint import load_checkpoint
+from gradlab.tasks.weights import load_checkpoint
 from gradlab.cli import main
 
 SMALL = ["--task", "temporal-order", "--len", "10", "--hidden", "6", "--steps", "6", "--batch", "4",

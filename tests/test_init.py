@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import gradlab
-from gradlab.init import initialise, spectral_radius
+from gradlab.models.regimes import initialise, spectral_radius
 
 
 @pytest.mark.parametrize("kind", ["srn", "lstm", "gru"])

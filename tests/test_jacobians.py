@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import make_model
-from gradlab.jacobians import jacobian_spectra
-from gradlab.theory import _full_step
+from gradlab.analysis.jacobians import jacobian_spectra
+from gradlab.analysis.theory import _full_step
 
 
 def naive_spectra(model, x, b, t, T):

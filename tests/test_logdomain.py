@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import gradlab
 from conftest import MODEL_CONFIGS, make_model
-from gradlab.autograd_ref import compare
-from gradlab.backward.logscale import LOG_ZERO, log10_norm, split_log, to_plain
+from gradlab.engine.reference import compare
+from gradlab.engine.logscale import LOG_ZERO, log10_norm, split_log, to_plain
 
 
 def linear_srn(rho, H=8, seed=0):

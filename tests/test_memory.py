@@ -2,7 +2,7 @@ import platform
 
 import pytest
 
-from gradlab.memory import keep_resident_memory_flat
+from gradlab.common.memory import keep_resident_memory_flat
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradlab.metrics import decay_profile, fit_decay, horizon, log10_batch_mean
+from gradlab.analysis.metrics import decay_profile, fit_decay, horizon, log10_batch_mean
 
 
 def geometric_log10(T, rho, B=4, spread=1.0):

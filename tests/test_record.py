@@ -7,7 +7,7 @@ from torch import nn
 
 import gradlab
 from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
-from gradlab.numerics import stable_norm
+from gradlab.engine.numerics import stable_norm
 
 LOSSES = {
     # the loss reads h_T only (the last step of the top layer)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from gradlab.runs import atomic_write, check_writable, fresh_run_dir, write_json
+from gradlab.common.files import atomic_write, check_writable, fresh_run_dir, write_json
 
 
 def test_each_run_gets_a_fresh_directory(tmp_path):

@@ -1,4 +1,4 @@
-"""Every analyses/ and benchmarks/ script runs in its --smoke mode."""
+"""Every experiments/ and benchmarks/ script runs in its --smoke mode."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ANALYSES = sorted(p for p in (ROOT / "analyses").glob("*.py") if not p.name.startswith("_"))
+ANALYSES = sorted(p for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_"))
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 
@@ -31,8 +31,8 @@ def test_analysis_smoke_run_writes_png_pdf_and_json(script, tmp_path):
 
 
 def test_overwrite_replaces_the_files_when_asked(tmp_path):
-    # every script writes through analyses/_common.py; one of them shows that --overwrite works
-    script = ROOT / "analyses" / "decay_at_init.py"
+    # every script writes through experiments/_common.py; one of them shows that --overwrite works
+    script = ROOT / "experiments" / "decay_at_init.py"
     assert run(script, "--out", str(tmp_path), cwd=tmp_path).returncode == 0
     stamp = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("decay_at_init.*")}
     assert run(script, "--out", str(tmp_path), "--overwrite", cwd=tmp_path).returncode == 0
@@ -48,9 +48,9 @@ def test_benchmark_smoke_run_prints_ratios(script, tmp_path):
 
 def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curves(tmp_path):
     checkpoints = tmp_path / "checkpoints"
-    assert run(ROOT / "analyses" / "nndl_memory.py", "--out", str(tmp_path / "a"), "--checkpoints", str(checkpoints),
+    assert run(ROOT / "experiments" / "nndl_memory.py", "--out", str(tmp_path / "a"), "--checkpoints", str(checkpoints),
                cwd=tmp_path).returncode == 0
-    script = ROOT / "analyses" / "decay_through_training.py"
+    script = ROOT / "experiments" / "decay_through_training.py"
     assert run(script, "--out", str(tmp_path / "b"), "--checkpoints", str(checkpoints), cwd=tmp_path).returncode == 0
     assert run(script, "--out", str(tmp_path / "c"), cwd=tmp_path).returncode == 0
     reused = json.loads((tmp_path / "b" / "decay_through_training.json").read_text())["runs"]

@@ -8,7 +8,7 @@ import torch
 
 import gradlab
 from conftest import make_model
-from gradlab.theory import lyapunov_exponents, pascanu_bound
+from gradlab.analysis.theory import lyapunov_exponents, pascanu_bound
 
 
 def fixed_linear_srn(H=5, seed=0):
@@ -50,7 +50,7 @@ def test_exponents_for_every_model_and_layer_count(kind):
 def test_the_derived_and_the_autograd_jacobian_paths_agree(kind):
     """One layer uses the derived step Jacobians; a stack uses jacrev. A stack whose upper layer
     ignores the lower one (zero W_ih) must give the lower layer's exponents among its own."""
-    from gradlab.theory import _full_step, _state_jacobians
+    from gradlab.analysis.theory import _full_step, _state_jacobians
     from torch.func import jacrev, vmap
 
     model = make_model(kind, {}, hidden_size=3)
@@ -93,8 +93,8 @@ def test_pascanu_bound_holds_for_the_measured_factor():
 def test_forget_gate_product_predicts_an_lstm_with_constant_gates_exactly():
     """W_hh = 0 and a constant input: the forget gates are one constant f, and the measured
     ‖∂L/∂c_t‖ follows the running product of forget gates exactly."""
-    from gradlab.checkpointed import checkpointed_norms
-    from gradlab.predictions import forget_gate_curve, predictions
+    from gradlab.engine.checkpointed import checkpointed_norms
+    from gradlab.analysis.predictions import forget_gate_curve, predictions
 
     T, H = 400, 3
     model = gradlab.LSTM(2, H, dtype=torch.float64)

@@ -9,12 +9,12 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from gradlab.checkpoint import load_checkpoint, save_checkpoint
-from gradlab.clipping import clip_gradients, gradient_norms
-from gradlab.init import initialise
-from gradlab.models import MODEL_CLASSES
-from gradlab.scoring import score
-from gradlab.train import TrainConfig, train
+from gradlab.tasks.weights import load_checkpoint, save_checkpoint
+from gradlab.training.clipping import clip_gradients, gradient_norms
+from gradlab.models.regimes import initialise
+from gradlab.models.recurrent import MODEL_CLASSES
+from gradlab.training.scoring import score
+from gradlab.training.loop import TrainConfig, train
 
 TINY = TrainConfig(model="lstm", task="temporal-order", length=10, hidden=8, steps=20, batch=16, lr=1e-2,
                    eval_every=10, sizes=(64, 32, 32))
@@ -42,7 +42,7 @@ def test_the_best_dev_weights_are_returned_and_scored_on_test():
     assert [e["step"] for e in result.evals] == [10, 20, 30, 40]
     assert result.best_dev.value == max(dev_scores)
     assert result.best_step == result.evals[dev_scores.index(max(dev_scores))]["step"]
-    from gradlab.train import load_data
+    from gradlab.training.loop import load_data
 
     data = load_data(cfg)
     assert score(result.problem, data["dev"]).value == result.best_dev.value
@@ -86,7 +86,7 @@ def test_clipping_modes_bound_what_they_should(scale, max_norm):
 
 def test_gradient_norms_are_logged_before_clipping_and_sgd_steps_are_clipped():
     cfg = replace(TINY, model="srn", steps=1, optimizer="sgd", lr=1.0, clip="per-param", clip_norm=1e-3)
-    from gradlab.train import make_problem
+    from gradlab.training.loop import make_problem
 
     start = {n: p.detach().clone() for n, p in make_problem(cfg).named_parameters()}
     result = train(cfg, progress=False)

@@ -1,4 +1,4 @@
-"""``gradlab analyze``: flags onto :class:`gradlab.analyze.AnalyzeConfig`, run, write, report."""
+"""``gradlab analyze``: flags onto :class:`gradlab.analysis.pipeline.AnalyzeConfig`, run, write, report."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from gradlab.cli.args import (UsageError, check_device, check_out, finite_float, int_at_least, model_list,
                               positive_float)
-from gradlab.init import INITS
-from gradlab.problem import LOSS_AT
+from gradlab.models.regimes import INITS
+from gradlab.tasks.problem import LOSS_AT
 from gradlab.tasks import TASKS
 
 DEFAULTS = {"model": ("lstm",), "length": 100, "hidden": 32, "layers": 1, "task": "digit-sum"}
@@ -62,7 +62,7 @@ def _resolve(args: argparse.Namespace) -> None:
             if getattr(args, key) is None:
                 setattr(args, key, value)
         return
-    from gradlab.checkpoint import load_checkpoint
+    from gradlab.tasks.weights import load_checkpoint
 
     given = [f"--{k}" for k in FROM_CHECKPOINT if getattr(args, k) is not None]
     given += [f"--{k.replace('_', '-')}" for k, v in REGIMES.items() if getattr(args, k) != v]
@@ -79,10 +79,10 @@ def _resolve(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradlab.analyze import AnalyzeConfig, analyze
-    from gradlab.console import format_report
-    from gradlab.memory import keep_resident_memory_flat
-    from gradlab.run_files import write_run
+    from gradlab.analysis.pipeline import AnalyzeConfig, analyze
+    from gradlab.runs.console import format_report
+    from gradlab.common.memory import keep_resident_memory_flat
+    from gradlab.runs.analysis_run import write_run
 
     keep_resident_memory_flat()  # long runs: see gradlab/memory.py
 

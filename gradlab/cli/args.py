@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from gradlab.models import MODEL_CLASSES
+from gradlab.models.recurrent import MODEL_CLASSES
 
 USAGE_ERROR = 2
 
@@ -84,7 +84,7 @@ def check_device(device: str) -> None:
 
 
 def check_out(out: Path) -> None:
-    from gradlab.runs import check_writable
+    from gradlab.common.files import check_writable
 
     try:
         check_writable(out)

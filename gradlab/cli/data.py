@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradlab.runs import atomic_write
+    from gradlab.common.files import atomic_write
     from gradlab.tasks.digit_sum import BOOK_LENGTHS, BOOK_SEED, BOOK_SPLITS, book_datasets, format_lines
 
     chosen = [f for f, v in (("--lengths", args.lengths), ("--seed", args.seed), ("--copies", args.copies)) if v is not None]

@@ -1,4 +1,4 @@
-"""``gradlab train``: flags onto :class:`gradlab.train.TrainConfig`, train, write the run directory."""
+"""``gradlab train``: flags onto :class:`gradlab.training.loop.TrainConfig`, train, write the run directory."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from gradlab.cli.args import UsageError, check_device, check_out, int_at_least, positive_float, three_counts
-from gradlab.clipping import CLIP_MODES
-from gradlab.init import INITS
-from gradlab.models import MODEL_CLASSES
-from gradlab.problem import LOSS_AT
+from gradlab.training.clipping import CLIP_MODES
+from gradlab.models.regimes import INITS
+from gradlab.models.recurrent import MODEL_CLASSES
+from gradlab.tasks.problem import LOSS_AT
 from gradlab.tasks import TASKS
 
 
@@ -64,8 +64,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradlab.train import TrainConfig, load_data, train
-    from gradlab.train_files import write_train_run
+    from gradlab.training.loop import TrainConfig, load_data, train
+    from gradlab.runs.training_run import write_train_run
 
     check_device(args.device)
     check_out(args.out)

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradlab.verify import check_random, check_run, format_check
+    from gradlab.analysis.verification import check_random, check_run, format_check
 
     if args.run_dir is not None:
         missing = [f for f in ("summary.json", "models.pt", "batch.pt") if not (args.run_dir / f).is_file()]

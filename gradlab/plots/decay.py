@@ -12,7 +12,7 @@ from typing import Mapping, Optional
 import numpy as np
 from matplotlib.figure import Figure
 
-from gradlab.metrics import BAND_PERCENTILES, DecayFit, DecayProfile
+from gradlab.analysis.metrics import BAND_PERCENTILES, DecayFit, DecayProfile
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure
 
 STATE_TITLES = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\partial c_t\|$"}

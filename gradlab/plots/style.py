@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from gradlab.runs import atomic_write
+from gradlab.common.files import atomic_write
 
 _PALETTE = sns.color_palette("colorblind")
 #: One colour per model, the same in every figure.
