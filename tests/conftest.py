@@ -1,35 +1,6 @@
-import pytest
 import torch
 
 # The suite's models are tiny (H <= 32): one intra-op thread is several times faster than two
 # fighting over CI's two cores (measured: a 150-step training run 1.6 s with one thread, 8.3 s
 # with two while the other core was busy).
 torch.set_num_threads(1)
-
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-MODEL_CONFIGS = [
-    ("srn", {"nonlinearity": "tanh"}),
-    ("srn", {"nonlinearity": "relu"}),
-    ("srn", {"nonlinearity": "linear"}),
-    ("lstm", {}),
-    ("gru", {}),
-]
-MODEL_IDS = ["srn-tanh", "srn-relu", "srn-linear", "lstm", "gru"]
-
-
-def make_model(kind, kwargs, input_size=3, hidden_size=4, num_layers=1, batch_first=False,
-               bias=True, dtype=torch.float64, device="cpu", seed=0):
-    import gradlab
-
-    torch.manual_seed(seed)
-    cls = {"srn": gradlab.SRN, "lstm": gradlab.LSTM, "gru": gradlab.GRU}[kind]
-    return cls(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
-               dtype=dtype, device=device, **kwargs)
-
-
-def make_input(model, T=6, B=3, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    p = next(model.parameters())
-    shape = (B, T, model.input_size) if model.batch_first else (T, B, model.input_size)
-    return torch.randn(shape, generator=g, dtype=p.dtype).to(p.device)

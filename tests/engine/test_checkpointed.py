@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import gradlab
-from conftest import MODEL_CONFIGS, MODEL_IDS, make_model
+from helpers import MODEL_CONFIGS, MODEL_IDS, make_model
 from gradlab.engine.checkpointed import checkpointed_norms, segment_length
 
 

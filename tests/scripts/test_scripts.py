@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ANALYSES = sorted(p for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_"))
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import gradlab
-from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
+from helpers import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
 
 TORCH_CLASSES = {"srn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

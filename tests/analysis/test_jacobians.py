@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_model
+from helpers import make_model
 from gradlab.analysis.jacobians import jacobian_spectra
 from gradlab.analysis.theory import _full_step
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gradlab
-from conftest import make_model
+from helpers import make_model
 from gradlab.analysis.theory import lyapunov_exponents, pascanu_bound
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lstm_homework.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lstm_homework.py"
 spec = importlib.util.spec_from_file_location("lstm_homework", EXAMPLE)
 homework = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(homework)

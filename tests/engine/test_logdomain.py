@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gradlab
-from conftest import MODEL_CONFIGS, make_model
+from helpers import MODEL_CONFIGS, make_model
 from gradlab.engine.reference import compare
 from gradlab.engine.logscale import LOG_ZERO, log10_norm, split_log, to_plain
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gradlab
-from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
+from helpers import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
 from gradlab.engine.reference import autograd_reference, compare
 from gradlab.engine.bptt import bptt
 

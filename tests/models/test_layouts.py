@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import gradlab
-from conftest import make_model
+from helpers import make_model
 
 DT = torch.float64
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import gradlab
-from conftest import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
+from helpers import CUDA, MODEL_CONFIGS, MODEL_IDS, make_input, make_model
 from gradlab.engine.numerics import stable_norm
 
 LOSSES = {
