@@ -20,11 +20,11 @@ import torch
 
 import gradlab
 from gradlab.analysis.jacobians import jacobian_spectra
-from gradlab.analysis.theory import _full_step
+from gradlab.analysis.state_jacobians import flat_step
 
 
 def naive_state_spectrum(model, x, t: int) -> torch.Tensor:
-    step = _full_step(model)
+    step = flat_step(model)
     T = x.shape[0]
     S = model.num_layers * len(model.state_names) * model.hidden_size
     with torch.no_grad():

@@ -45,7 +45,7 @@ res = checkpointed_norms(model, inputs, explicit, T, B, progress=False)
 seconds = time.perf_counter() - start
 print(json.dumps({"T": T, "seconds": seconds,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "log10_grad_c_at_t0": float(res.log10["c"][0][0].mean())}))
+                  "log10_grad_c_at_t0": float(res.log10_grad_norms("c", 0)[0].mean())}))
 """
 
 

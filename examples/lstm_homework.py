@@ -68,7 +68,7 @@ def standard_outputs() -> dict[str, np.ndarray]:
         state = cell(xt, state)
         by_cell.append(state[0].item())
     model = gradlab.from_torch(cell)
-    lstm = model.to_torch()  # nn.LSTM with the same weights
+    lstm = gradlab.to_torch(model)  # nn.LSTM with the same weights
     return {"nn.LSTMCell": np.array(by_cell),
             "nn.LSTM": lstm(x.unsqueeze(1))[0].detach().numpy().ravel(),
             "gradlab.LSTM": model(x.unsqueeze(1))[0].detach().numpy().ravel()}

@@ -7,8 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gradlab.plots.style import save_figure
-from gradlab.common.files import atomic_write, write_json
+from gradlab.common.files import atomic_write, save_figure, write_json
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 

@@ -27,7 +27,7 @@ from gradlab.training.loop import TrainConfig, train  # noqa: E402
 NAME = "nndl_explosion"
 BOOK = TrainConfig(model="srn", task="digit-sum", length=20, hidden=32, init="nndl", epochs=50, batch=64, lr=0.2,
                    optimizer="sgd", reduction="sum", clip_norm=5.0, seed=0, eval_every=100)
-SMOKE = replace(BOOK, length=5, hidden=8, steps=3)
+SMOKE = replace(BOOK, length=5, hidden=8, epochs=None, steps=3)
 MODES = {"none": "no clipping", "per-param": "per-parameter clipping at 5.0 (the book)",
          "global": "global-norm clipping at 5.0"}
 

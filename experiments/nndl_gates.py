@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import start, write_outputs  # noqa: E402
 
-from gradlab.engine.bptt import forward_tapes  # noqa: E402
+import gradlab  # noqa: E402
 from gradlab.tasks.weights import load_checkpoint  # noqa: E402
 from gradlab.plots.style import new_figure  # noqa: E402
 from gradlab.training.loop import TrainConfig, train  # noqa: E402
@@ -32,7 +32,7 @@ NAME = "nndl_gates"
 BOOK_INPUT = [6, 7, 0, 0, 1, 0, 0, 0, 0, 0]
 BOOK = TrainConfig(model="lstm", task="digit-sum", length=10, hidden=32, init="nndl", epochs=500, batch=8, lr=1e-3,
                    optimizer="adam", seed=0, eval_every=100)
-SMOKE = replace(BOOK, hidden=8, steps=5)
+SMOKE = replace(BOOK, hidden=8, epochs=None, steps=5)
 PANELS = (("input gate $i_t$", "i", (0, 1), "rocket"), ("forget gate $f_t$", "f", (0, 1), "rocket"),
           ("output gate $o_t$", "o", (0, 1), "rocket"), ("cell state $c_t$", "c", (-5, 5), "vlag"))
 
@@ -41,9 +41,7 @@ PANELS = (("input gate $i_t$", "i", (0, 1), "rocket"), ("forget gate $f_t$", "f"
 def gate_states(problem, digits: list[int]) -> dict[str, np.ndarray]:
     """The top layer's gates i, f, o and cell state c on one sequence, each [H, T]."""
     x = problem.embed(torch.tensor([digits]))  # [T, 1, 32]
-    model = problem.model
-    zeros = x.new_zeros(model.num_layers, 1, model.hidden_size)
-    _, tapes = forward_tapes(model, x, (zeros, zeros))
+    tapes = gradlab.tapes(problem.model, x)
     i, f, _, o = tapes[-1].gates[:, 0].chunk(4, dim=-1)  # each [T, H]
     c = tapes[-1].c[1:, 0]
     return {name: v.T.cpu().numpy() for name, v in (("i", i), ("f", f), ("o", o), ("c", c))}

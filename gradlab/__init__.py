@@ -1,40 +1,44 @@
-"""gradlab: see how far back a gradient reaches in SRNs, LSTMs and GRUs."""
+"""gradlab: see how far back a gradient reaches in SRNs, LSTMs and GRUs.
 
-from importlib.metadata import PackageNotFoundError, version
+Everything the README teaches is importable from here and listed in ``__all__``. The package is
+layered, each folder importing only from those before it (tests/test_layers.py enforces it):
+common → models → tasks → engine → analysis → plots → training → runs → cli.
 
-from gradlab.engine.bptt import BPTTResult, bptt
-from gradlab.models.convert import from_torch, to_torch, to_torch_cell
-from gradlab.models.layouts import from_d2l, from_nndl, to_d2l, to_nndl
-from gradlab.models.hooks import HookPoint, attached, hook_points
-from gradlab.models.recurrent import GRU, LSTM, SRN, RecurrentModel
+Conventions: inside every result time is the leading axis ([T, B, …]); numbers about gradients
+(norms, log10 norms) are NumPy float64 arrays, gradients themselves torch tensors in the run's
+dtype and device, shaped like what they are the gradient of.
+"""
+
+from gradlab.analysis.jacobians import JacobianSpectra, jacobian_spectra
+from gradlab.analysis.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_decay, horizon
+from gradlab.analysis.pipeline import Analysis, AnalyzeConfig, analyze
+from gradlab.analysis.theory import lyapunov_exponents, pascanu_bound
+from gradlab.analysis.verification import VerifyConfig, verify
+from gradlab.common.versions import gradlab_version
+from gradlab.engine.bptt import bptt, tapes
+from gradlab.engine.checkpointed import checkpointed_norms
 from gradlab.engine.record import record
-from gradlab.analysis.theory import lyapunov_exponents
 from gradlab.engine.trace import Trace
+from gradlab.models.convert import from_torch, to_torch, to_torch_cell
+from gradlab.models.hooks import HookPoint, attached, hook_points
+from gradlab.models.layouts import from_d2l, from_nndl, to_d2l, to_nndl
+from gradlab.models.recurrent import GRU, LSTM, SRN, RecurrentModel
+from gradlab.models.regimes import initialise
+from gradlab.training.loop import TrainConfig, TrainResult, train
 
-try:
-    __version__ = version("gradlab")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = gradlab_version()
 
 __all__ = [
-    "BPTTResult",
-    "GRU",
-    "LSTM",
-    "SRN",
-    "HookPoint",
-    "RecurrentModel",
-    "Trace",
-    "attached",
-    "bptt",
-    "from_d2l",
-    "from_nndl",
-    "from_torch",
-    "hook_points",
-    "lyapunov_exponents",
-    "record",
-    "to_d2l",
-    "to_nndl",
-    "to_torch",
-    "to_torch_cell",
+    # models
+    "SRN", "LSTM", "GRU", "RecurrentModel", "HookPoint", "attached", "hook_points", "initialise",
+    "from_torch", "to_torch", "to_torch_cell", "from_nndl", "to_nndl", "from_d2l", "to_d2l",
+    # engine
+    "Trace", "record", "bptt", "checkpointed_norms", "tapes",
+    # analysis
+    "analyze", "AnalyzeConfig", "Analysis", "verify", "VerifyConfig", "decay_profile", "fit_decay", "horizon",
+    "DecayProfile", "DecayFit", "Horizon", "pascanu_bound", "lyapunov_exponents", "jacobian_spectra",
+    "JacobianSpectra",
+    # training
+    "train", "TrainConfig", "TrainResult",
     "__version__",
 ]

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.func import jacrev, vmap
 
+from gradlab.analysis.state_jacobians import flat_step, state_jacobians, state_size
 from gradlab.models.recurrent import RecurrentModel
-from gradlab.analysis.theory import _full_step, _state_jacobians
 
 
 @dataclass
@@ -44,12 +44,12 @@ def jacobian_spectra(model: RecurrentModel, x: torch.Tensor, full: bool = False)
     one layer, jacrev for stacks); the sweep back is one batched S×S product per step.
     """
     T, B, I = x.shape
-    S = model.num_layers * len(model.state_names) * model.hidden_size
+    S = state_size(model)
     s0 = x.new_zeros(B, S)
-    step = _full_step(model)
+    step = flat_step(model)
     input_jac = vmap(jacrev(step, argnums=1))
     with torch.no_grad():
-        J = list(_state_jacobians(model, x, s0))  # J[t] = ∂s_t/∂s_{t−1}, [B, S, S]
+        J = list(state_jacobians(model, x, s0))  # J[t] = ∂s_t/∂s_{t−1}, [B, S, S]
         states = [s0]
         for t in range(T - 1):
             states.append(vmap(step)(states[-1], x[t]))

@@ -34,7 +34,7 @@ def predictions(model: RecurrentModel, x_prefix: torch.Tensor,
     out["lyapunov"] = {"log10_per_step": lam / math.log(10), "factor_per_step": math.exp(lam),
                        "exponent_per_step": lam, "unit": "natural log per step",
                        "steps_used": int(x_prefix.shape[0]), "averaged_over_batch": int(x_prefix.shape[1])}
-    if model.kind == "srn":
+    if model.architecture.derivative_bound is not None:
         b = pascanu_bound(model)
         out["pascanu_bound"] = {"log10_per_step": math.log10(b["bound_per_step"]) if b["bound_per_step"] > 0 else -math.inf,
                                 "factor_per_step": b["bound_per_step"], "gamma": b["gamma"],

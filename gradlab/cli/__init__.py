@@ -1,4 +1,4 @@
-"""The ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
+"""Layer 8, cli — the ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
 
 One module per command (``add_parser(sub)``, ``run(args)``). Every invalid value ends with exit
 status 2 and one line saying what is wrong and what is allowed; no traceback.
@@ -17,10 +17,10 @@ COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from gradlab import __version__
+    from gradlab.common.versions import gradlab_version
 
     parser = Parser(prog="gradlab", description="See how far back a gradient reaches in SRNs, LSTMs and GRUs.")
-    parser.add_argument("--version", action="version", version=f"gradlab {__version__}")
+    parser.add_argument("--version", action="version", version=f"gradlab {gradlab_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS.values():
         command.add_parser(sub)

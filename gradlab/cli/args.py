@@ -1,13 +1,16 @@
-"""Flag types and checks shared by every ``gradlab`` command: each bad value becomes exit status 2
-and one line saying what is wrong and what is allowed."""
+"""What every ``gradlab`` command shares: its parser's one-line errors, the flags built from a
+config dataclass's declared options, and the checks of the machine (device, output directory).
+
+Every bad value becomes exit status 2 and one line saying what is wrong and what is allowed.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
+from typing import Any
 
-from gradlab.models.recurrent import MODEL_CLASSES
+from gradlab.common.options import InvalidOption, flag_of, options_of
 
 USAGE_ERROR = 2
 
@@ -21,59 +24,43 @@ class Parser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def int_at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
-        return value
-    return parse
+def _help(f, opt) -> str:
+    if opt.default_text is not None:
+        return f"{opt.help} (default: {opt.default_text})"
+    if f.default is None or f.default is False:
+        return opt.help
+    return f"{opt.help} (default: {f.default})"
 
 
-def three_counts(example: str):
-    """A parser of "A,B,C": three integers >= 1 (e.g. train,dev,test sizes)."""
-    def parse(text: str) -> tuple[int, int, int]:
-        try:
-            values = tuple(int(v) for v in text.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != 3 or min(values) < 1:
-            raise argparse.ArgumentTypeError(f"expected three counts >= 1 for train,dev,test such as {example}, "
-                                             f"got {text!r}")
-        return values
-    return parse
+def add_config_options(parser: argparse.ArgumentParser, config_cls) -> None:
+    """One flag per declared option of ``config_cls``; flags not given leave the field's default."""
+    groups: dict[str, Any] = {}
+    for f, opt in options_of(config_cls):
+        target = parser
+        if opt.group:
+            title, _, description = opt.group.partition(": ")
+            target = groups.setdefault(opt.group, parser.add_argument_group(title, description or None))
+        kwargs: dict[str, Any] = {"help": _help(f, opt), "default": argparse.SUPPRESS}
+        if opt.positional:
+            target.add_argument(f.name, nargs="?", type=opt.parse, metavar=opt.metavar, **kwargs)
+            continue
+        if f.type in (bool, "bool"):
+            target.add_argument(flag_of(f, opt), dest=f.name, action="store_true", **kwargs)
+        else:
+            target.add_argument(flag_of(f, opt), dest=f.name, type=opt.parse, metavar=opt.metavar, **kwargs)
 
 
-def model_list(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",")))
-    bad = [n for n in names if n not in MODEL_CLASSES]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown model {', '.join(repr(b) for b in bad) or repr(text)}; choose from "
-            f"{', '.join(MODEL_CLASSES)} or a comma list such as srn,lstm,gru")
-    return names
+def config_from_args(config_cls, args: argparse.Namespace):
+    """The config built from the flags that were given (the rest keep their defaults)."""
+    names = [f.name for f, _ in options_of(config_cls)]
+    return config_cls(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 
-def number(text: str, positive: bool) -> float:
-    what = "a positive number" if positive else "a finite number"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not math.isfinite(value) or (positive and value <= 0):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    return number(text, positive=False)
-
-
-def positive_float(text: str) -> float:
-    return number(text, positive=True)
+def usage_error(config_cls, exc: InvalidOption) -> UsageError:
+    """An InvalidOption raised by the library, in the words of the flag it concerns."""
+    flags = {f.name: (f.name if opt.positional else flag_of(f, opt)) for f, opt in options_of(config_cls)}
+    where = flags.get(exc.field, exc.field)
+    return UsageError(f"argument {where}: {exc.message}" if where else exc.message)
 
 
 def check_device(device: str) -> None:
@@ -87,6 +74,6 @@ def check_out(out: Path) -> None:
     from gradlab.common.files import check_writable
 
     try:
-        check_writable(out)
+        check_writable(Path(out))
     except OSError as exc:
         raise UsageError(f"argument --out: cannot write runs under {str(out)!r}: {exc.strerror or exc}") from None

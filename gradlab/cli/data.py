@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gradlab.cli.args import UsageError, int_at_least, three_counts
+from gradlab.cli.args import UsageError
+from gradlab.common.options import counts, int_at_least, path_text
 
 
 def _lengths(text: str) -> tuple[int, ...]:
@@ -27,14 +28,14 @@ def add_parser(sub) -> None:
                                    "generated as the NNDL book does (6.1.1). With the defaults (or --book) the "
                                    "files are the book's, example for example. 'gradlab train --data DIR' reads them.")
     d.add_argument("task", choices=("digit-sum",), help="the task (digit-sum)")
-    d.add_argument("--out", type=Path, required=True, metavar="DIR", help="the dataset root")
+    d.add_argument("--out", type=lambda v: Path(path_text(v)), required=True, metavar="DIR", help="the dataset root")
     d.add_argument("--book", action="store_true",
                    help="the book's datasets exactly (this is also what the defaults give; excludes the flags below)")
     book_lengths = ",".join(map(str, BOOK_LENGTHS))
     d.add_argument("--lengths", type=_lengths, default=None, metavar="L1,L2,…",
                    help=f"lengths, generated in this order from one stream (default: {book_lengths})")
     d.add_argument("--seed", type=int_at_least(0), default=None, metavar="S", help=f"(default: {BOOK_SEED})")
-    d.add_argument("--copies", type=three_counts("3,1,1"), default=None, metavar="TRAIN,DEV,TEST",
+    d.add_argument("--copies", type=counts(3, "3,1,1", "train,dev,test"), default=None, metavar="TRAIN,DEV,TEST",
                    help="noisy copies of each of the 100 (n1, n2) pairs per split (default: "
                         f"{','.join(map(str, BOOK_SPLITS.values()))}, i.e. 300/100/100 examples)")
     d.add_argument("--overwrite", action="store_true", help="replace files that are already there")

@@ -1,4 +1,5 @@
-"""Writing results without losing any: fresh run directories and whole-or-nothing files.
+"""Writing results without losing any: fresh run directories and whole-or-nothing files
+(JSON, figures as PNG and PDF).
 
 A run is written into a hidden staging directory beside its final name and renamed into place
 when every file is there, so a run directory is complete or absent. Its name is reserved first
@@ -90,6 +91,13 @@ def atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool = Fa
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_figure(fig, stem: Path, overwrite: bool = False) -> list[Path]:
+    """Write a matplotlib figure as ``stem.png`` and ``stem.pdf``, each whole or not at all."""
+    stem = Path(stem)
+    return [atomic_write(stem.with_suffix(f".{fmt}"), lambda p, f=fmt: fig.savefig(p, format=f), overwrite)
+            for fmt in ("png", "pdf")]
 
 
 def json_ready(value):

@@ -1,17 +1,17 @@
 """bptt(): backpropagation through time from the hand-derived recurrences, without autograd.
 
 The driver runs each layer's forward sweep (keeping its tape), then the layers' backward sweeps
-from the top down: the gradient on a layer's input sequence is the explicit gradient of the
-layer below. Everything that does not depend on the recurrence is one batched matrix product per
-layer (eq. PARAM-grads in docs/derivations.md):
+from the top down (each architecture's ``backward_sweep``): the gradient on a layer's input
+sequence is the explicit gradient of the layer below. Everything that does not depend on the
+recurrence is one batched matrix product per layer (eq. PARAM-grads in docs/derivations.md):
 
     ∂L/∂W_ih = Σ_t δx_tᵀ x_t,   ∂L/∂b_ih = Σ_t δx_t,   ∂L/∂x_t = δx_t W_ih,
     ∂L/∂W_hh = Σ_t δy_tᵀ h_{t−1}, ∂L/∂b_hh = Σ_t δy_t,
 with δx, δy the gradients on the input and recurrent projections.
 
 With ``log_domain=True`` the backward sweeps carry the adjoint at unit size with a separate log
-scale (gradlab/backward/logscale.py), so log10 ‖∂L/∂h_t‖ is exact at any distance, also where the
-plain value is 0.0 or inf.
+scale (``gradlab/engine/logscale.py``), so log10 ‖∂L/∂h_t‖ is exact at any distance, also where
+the plain value is 0.0 or inf.
 """
 
 from __future__ import annotations
@@ -19,67 +19,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from gradlab.models.architectures import ARCHITECTURES
 from gradlab.engine.logscale import LogScale, PlainScale, log10_norm, split_log, to_plain
-from gradlab.models.recurrent import RecurrentModel, State
 from gradlab.engine.numerics import stable_norm
+from gradlab.engine.trace import Trace
+from gradlab.models.architectures import Tape
+from gradlab.models.convert import from_torch
+from gradlab.models.recurrent import RecurrentModel, State
 
 GradState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
 
-@dataclass
-class BPTTResult:
-    """Gradients of L, where ∂L/∂output = grad_output (and ∂L/∂final state = grad_state).
-
-    params:  torch parameter name → gradient (same shape as the parameter)
-    dx:      shaped like x
-    dh0, dc0 (LSTM; else None): shaped like the initial state, [L, B, H] ([L, H] unbatched)
-    dh, dc (LSTM; else None): per layer, time-major [T, B, H] total ∂L/∂h_t, ∂L/∂c_t
-    log10_dh, log10_dc: per layer, [T, B] float64 log10 of the per-sample norms of dh, dc — exact
-        past under- and overflow when computed with log_domain=True; −inf only for exact zeros
-    output, final: the forward pass's output (laid out like x) and final state, as the model returns them
-    """
-
-    params: dict[str, torch.Tensor]
-    dx: torch.Tensor
-    dh0: torch.Tensor
-    dc0: Optional[torch.Tensor]
-    dh: list[torch.Tensor]
-    dc: Optional[list[torch.Tensor]]
-    output: torch.Tensor
-    final: State
-    log10_dh: Optional[list[torch.Tensor]] = None
-    log10_dc: Optional[list[torch.Tensor]] = None
-
-
-@dataclass
-class LayerBackward:
-    """One layer's backward sweep, time-major, plain values (reconstructed in the log domain)."""
-
-    dh: torch.Tensor  # [T, B, H]
-    dc: Optional[torch.Tensor]
-    log10_dh: torch.Tensor  # [T, B] float64
-    log10_dc: Optional[torch.Tensor]
-    log10_explicit: torch.Tensor  # [T, B] float64, ‖∂⁺L/∂h_t‖ of this layer
-    params: dict[str, torch.Tensor]
-    carry: tuple  # plain tuple of [B, H]; in the log domain: ((ĥ, ĉ), log [B])
+def as_gradlab_model(model: nn.Module, caller: str) -> RecurrentModel:
+    """``model`` itself, or the gradlab copy of a torch nn.RNN/LSTM/GRU."""
+    if isinstance(model, (nn.RNN, nn.LSTM, nn.GRU)):
+        return from_torch(model)
+    if not isinstance(model, RecurrentModel):
+        raise TypeError(f"{caller} takes a gradlab or torch SRN/LSTM/GRU, got {type(model).__name__}")
+    return model
 
 
 def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...]):
-    """Each layer's forward sweep. x_tm: [T, B, I]; init: per state [L, B, H].
-    Returns (inputs, tapes): every layer's input sequence and its tape."""
-    arch = ARCHITECTURES[model.kind]
-    options = {"nonlinearity": model.nonlinearity} if model.kind == "srn" else {}
+    """Each layer's forward sweep (no autograd). x_tm: [T, B, I]; init: one [L, B, H] per state name.
+    Returns (inputs, tapes): every layer's input sequence [T, B, in] and its tape, bottom first."""
+    arch = model.architecture
     inputs, tapes, seq = [], [], x_tm
-    for k in range(model.num_layers):
-        w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k)
-        inputs.append(seq)
-        tapes.append(arch.forward(F.linear(seq, w_ih, b_ih), tuple(s[k] for s in init), w_hh, b_hh, **options))
-        seq = tapes[-1].h[1:]
+    with torch.no_grad():
+        for k in range(model.num_layers):
+            w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k)
+            inputs.append(seq)
+            tapes.append(arch.forward_sweep(F.linear(seq, w_ih, b_ih), tuple(s[k] for s in init), w_hh, b_hh))
+            seq = tapes[-1].h[1:]
     return inputs, tapes
+
+
+def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None) -> list[Tape]:
+    """What the forward pass computes inside every layer, bottom first: each architecture's tape
+    (``h`` [T+1, B, H] with h[0] the initial state; the LSTM's ``c`` and ``gates`` [T, B, 4H] in
+    torch's order i, f, g, o; the GRU's ``gates`` r, z, n and m). x as the model takes it."""
+    model = as_gradlab_model(model, "tapes")
+    layout = model.layout_of(x)
+    x_tm = layout.time_major(x)
+    return forward_tapes(model, x_tm, model.initial_state(state, layout, x_tm.shape[1], x_tm))[1]
 
 
 def split_log_state(parts: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -88,105 +73,138 @@ def split_log_state(parts: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor
     return hat.chunk(len(parts), dim=-1), log
 
 
-def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, ends: list,
+@dataclass
+class LayerSweep:
+    """One layer's backward sweep as the driver keeps it, time-major, plain values.
+
+    dh, dc: [T, B, H] (dc None without a cell state); log10_dh, log10_dc: [T, B] float64;
+    explicit: [T, B, H] ∂⁺L/∂h_t of this layer; log10_explicit: [T, B] float64;
+    params: this layer's parameter gradients by torch's names;
+    grad_initial: the gradient on the layer's initial state — a tuple of [B, H], or in the log
+    domain (unit-size parts, log scale [B]).
+    """
+
+    dh: torch.Tensor
+    dc: Optional[torch.Tensor]
+    log10_dh: torch.Tensor
+    log10_dc: Optional[torch.Tensor]
+    explicit: torch.Tensor
+    log10_explicit: torch.Tensor
+    params: dict[str, torch.Tensor]
+    grad_initial: tuple
+
+
+def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
                     log_domain: bool):
     """The layers' backward sweeps, top down.
 
     explicit: ∂⁺L/∂(top layer's h_t), [T, B, H] plain, or (x̂ [T, B, H], log [T, B]) in the log domain.
-    ends[k]: the gradient on layer k's final state: a plain tuple of [B, H], or ((ĥ[, ĉ]), log [B]).
-    Returns (per-layer LayerBackward, bottom first; ∂L/∂x in the same form as ``explicit``).
+    grad_finals[k]: the gradient on layer k's final state: a plain tuple of [B, H], or ((ĥ[, ĉ]), log [B]).
+    Returns (per-layer LayerSweep, bottom first; ∂L/∂x in the same form as ``explicit``).
     """
-    arch = ARCHITECTURES[model.kind]
-    layers: list[Optional[LayerBackward]] = [None] * model.num_layers
+    arch = model.architecture
+    layers: list[Optional[LayerSweep]] = [None] * model.num_layers
     for k in reversed(range(model.num_layers)):
         w_ih, w_hh, b_ih, _ = model.layer_parameters(k)
         if log_domain:
             hat, log = explicit
-            log10_explicit = log10_norm(hat, log)
-            carry_hat, carry_log = ends[k]
-            scale = LogScale(hat.contiguous(), log, carry_log)
-            g = arch.backward(tapes[k], scale, tuple(c.clone() for c in carry_hat), w_hh)
+            plain_explicit, log10_explicit = to_plain(hat, log), log10_norm(hat, log)
+            final_hat, final_log = grad_finals[k]
+            scale = LogScale(hat.contiguous(), log, final_log)
+            g = arch.backward_sweep(tapes[k], scale, tuple(c.clone() for c in final_hat), w_hh)
             steps = scale.steps
             dxp = to_plain(g.dx_proj, steps)
             dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
             dh, dc = to_plain(g.dh, steps), None if g.dc is None else to_plain(g.dc, steps)
             log10_dh = log10_norm(g.dh, steps)
             log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
-            carry = (g.carry, scale.log)
+            grad_initial = (g.grad_initial, scale.log)
             explicit = (g.dx_proj @ w_ih, steps)
         else:
-            log10_explicit = stable_norm(explicit).log10()
-            g = arch.backward(tapes[k], PlainScale(explicit.contiguous()), tuple(c.clone() for c in ends[k]), w_hh)
+            plain_explicit, log10_explicit = explicit, stable_norm(explicit).log10()
+            g = arch.backward_sweep(tapes[k], PlainScale(explicit.contiguous()),
+                                    tuple(c.clone() for c in grad_finals[k]), w_hh)
             dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
             log10_dh = stable_norm(dh).log10()
             log10_dc = None if dc is None else stable_norm(dc).log10()
-            carry = g.carry
+            grad_initial = g.grad_initial
             explicit = g.dx_proj @ w_ih  # ∂L/∂(input of layer k) = explicit part for layer k−1
         dxp2, dyp2 = dxp.flatten(0, 1), dyp.flatten(0, 1)
         params = {f"weight_ih_l{k}": dxp2.T @ inputs[k].flatten(0, 1),
                   f"weight_hh_l{k}": dyp2.T @ tapes[k].h[:-1].flatten(0, 1)}
         if b_ih is not None:
             params[f"bias_ih_l{k}"], params[f"bias_hh_l{k}"] = dxp2.sum(0), dyp2.sum(0)
-        layers[k] = LayerBackward(dh, dc, log10_dh, log10_dc, log10_explicit, params, carry)
+        layers[k] = LayerSweep(dh, dc, log10_dh, log10_dc, plain_explicit, log10_explicit, params, grad_initial)
     return layers, explicit
 
 
-def _parts(value) -> tuple:
-    return (value,) if isinstance(value, torch.Tensor) else tuple(value)
+def _numpy_stack(values: list[torch.Tensor]) -> np.ndarray:
+    """Per-layer [T, B] tensors → [L, 1, T, B] float64 array."""
+    return torch.stack(values).unsqueeze(1).to(torch.float64).cpu().numpy()
 
 
-def bptt(model: RecurrentModel, x: torch.Tensor, grad_output: torch.Tensor,
-         state: Optional[State] = None, grad_state: Optional[GradState] = None,
-         log_domain: bool = False) -> BPTTResult:
+def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Optional[State] = None,
+         grad_state: Optional[GradState] = None, log_domain: bool = False) -> Trace:
     """Backpropagation through time from the derived recurrences (runs under ``torch.no_grad()``).
 
-    model: a gradlab SRN, LSTM or GRU. x: as the model takes it ([T, B, I], [B, T, I] if
-    batch_first, or [T, I]). grad_output: ∂L/∂output, shaped like the model's output.
-    state: the initial state (zeros when None). grad_state: ∂L/∂h_n (LSTM: (∂L/∂h_n, ∂L/∂c_n)),
-    shaped like the final state; zero when None. log_domain: carry the adjoint with a separate log
-    scale, so that ``log10_dh``/``log10_dc`` are exact where the plain values under- or overflow.
+    model: a gradlab SRN, LSTM or GRU, or a torch nn.RNN/LSTM/GRU (copied with ``from_torch``).
+    x: as the model takes it ([T, B, I], [B, T, I] if batch_first, or [T, I]). grad_output:
+    ∂L/∂output, shaped like the model's output. state: the initial state (zeros when None).
+    grad_state: ∂L/∂h_n (LSTM: (∂L/∂h_n, ∂L/∂c_n)), shaped like the final state; zero when None.
+    log_domain: carry the adjoint with a separate log scale, so that ``log10_grad_norms`` is exact
+    where the plain values under- or overflow.
+
+    Returns a :class:`Trace` with every tensor kept: ``grad(name, layer)`` the total ∂L/∂h_t, ∂L/∂c_t
+    [T, B, H]; ``param_grads`` by torch's parameter names; ``input_grad`` shaped like x;
+    ``initial_grads`` shaped like the initial state.
     """
-    n_state = len(model.state_names)
-    batched = x.dim() == 3
+    model = as_gradlab_model(model, "bptt")
+    layout = model.layout_of(x)
     with torch.no_grad():
-        x_tm, g_tm = x, grad_output
-        if not batched:
-            x_tm, g_tm = x.unsqueeze(1), grad_output.unsqueeze(1)
-        elif model.batch_first:
-            x_tm, g_tm = x.transpose(0, 1), grad_output.transpose(0, 1)
-        init = model._initial_state(state, x_tm, batched)  # validated, [L, B, H] each
+        x_tm = layout.time_major(x)
+        T, B = x_tm.shape[:2]
+        expected = (T, B, model.hidden_size)
+        if not isinstance(grad_output, torch.Tensor) or tuple(layout.time_major(grad_output).shape) != expected:
+            got = list(grad_output.shape) if isinstance(grad_output, torch.Tensor) else type(grad_output).__name__
+            raise ValueError(f"bptt: grad_output must be shaped like the model's output, "
+                             f"{list(layout.restore(torch.empty(expected)).shape)}; got {got}")
+        g_tm = layout.time_major(grad_output)
+        init = model.initial_state(state, layout, B, x_tm)
         if grad_state is None:
             end_parts = tuple(torch.zeros_like(s) for s in init)
         else:
-            end_parts = tuple(p if batched else p.unsqueeze(1) for p in _parts(grad_state))
-        ends = [tuple(p[k] for p in end_parts) for k in range(model.num_layers)]
+            try:  # shaped like the final state, which is shaped like the initial one
+                end_parts = model.initial_state(grad_state, layout, B, x_tm)
+            except ValueError as exc:
+                raise ValueError(f"bptt: grad_state must be shaped like the final state; {exc}") from None
+        grad_finals = [tuple(p[k] for p in end_parts) for k in range(model.num_layers)]
         if log_domain:
-            ends = [split_log_state(e) for e in ends]
+            grad_finals = [split_log_state(e) for e in grad_finals]
             g_tm = split_log(g_tm)
 
-        inputs, tapes = forward_tapes(model, x_tm, init)
-        layers, dx = backward_layers(model, inputs, tapes, g_tm, ends, log_domain)
+        inputs, layer_tapes = forward_tapes(model, x_tm, init)
+        layers, dx = backward_layers(model, inputs, layer_tapes, g_tm, grad_finals, log_domain)
         if log_domain:
             dx = to_plain(*dx)
-            carries = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.carry for lay in layers)]
+            initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
         else:
-            carries = [lay.carry for lay in layers]
-
-        params = {name: g for lay in layers for name, g in lay.params.items()}
-        params = {name: params[name] for name, _ in model.named_parameters()}
-        finals = [torch.stack([t.final[i] for t in tapes]) for i in range(n_state)]
-        initial_grads = [torch.stack([c[i] for c in carries]) for i in range(n_state)]
-        output = tapes[-1].h[1:]
-        if not batched:
-            dx, output = dx.squeeze(1), output.squeeze(1)
-            finals = [f.squeeze(1) for f in finals]
-            initial_grads = [g.squeeze(1) for g in initial_grads]
-        elif model.batch_first:
-            dx, output = dx.transpose(0, 1), output.transpose(0, 1)
-    lstm = n_state == 2
-    return BPTTResult(
-        params=params, dx=dx, dh0=initial_grads[0], dc0=initial_grads[1] if lstm else None,
-        dh=[lay.dh for lay in layers], dc=[lay.dc for lay in layers] if lstm else None,
-        output=output, final=finals[0] if not lstm else tuple(finals),
-        log10_dh=[lay.log10_dh for lay in layers], log10_dc=[lay.log10_dc for lay in layers] if lstm else None,
+            initials = [lay.grad_initial for lay in layers]
+    names = model.state_names
+    per_state = {"h": [lay.dh for lay in layers], "c": [lay.dc for lay in layers]}
+    per_state_log10 = {"h": [lay.log10_dh for lay in layers], "c": [lay.log10_dc for lay in layers]}
+    params = {name: g for lay in layers for name, g in lay.params.items()}
+    return Trace(
+        kind=model.kind, hidden_size=model.hidden_size,
+        norms={n: _numpy_stack([stable_norm(g) for g in per_state[n]]) for n in names},
+        explicit_norms=_numpy_stack([stable_norm(lay.explicit) for lay in layers]),
+        log10_norms={n: _numpy_stack(per_state_log10[n]) for n in names},
+        explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers]),
+        grads={n: torch.stack(per_state[n]).unsqueeze(1) for n in names},
+        explicit_grads=torch.stack([lay.explicit for lay in layers]).unsqueeze(1),
+        param_grads={name: params[name] for name, _ in model.named_parameters()},
+        input_grad=layout.restore(dx),
+        initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},
+        meta={"engine": "gradlab.bptt: hand-derived BPTT" + (" in the log domain" if log_domain else ""),
+              "dtype": str(x.dtype).replace("torch.", ""), "device": str(x.device)},
     )
+

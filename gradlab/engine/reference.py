@@ -1,4 +1,4 @@
-"""The autograd twin of :func:`gradlab.engine.bptt.bptt`: the same quantities from torch.autograd.
+"""The autograd twin of :func:`gradlab.bptt`: the same quantities from torch.autograd.
 
 Every h_t and c_t is captured at its hook point in the forward pass, and one call of
 ``torch.autograd.grad`` on L = ⟨output, grad_output⟩ + ⟨final state, grad_state⟩ returns the
@@ -9,26 +9,26 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
-from gradlab.engine.bptt import BPTTResult, GradState
+from gradlab.engine.bptt import GradState
+from gradlab.engine.numerics import stable_norm
+from gradlab.engine.trace import Trace
 from gradlab.models.hooks import attached
-from gradlab.models.recurrent import RecurrentModel, State
+from gradlab.models.recurrent import RecurrentModel, State, as_state, state_parts
 
 
 def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torch.Tensor,
-                       state: Optional[State] = None, grad_state: Optional[GradState] = None) -> BPTTResult:
-    """Same arguments and result as ``bptt``, computed by autograd."""
-    n_state = len(model.state_names)
-    L = model.num_layers
-    batched = x.dim() == 3
+                       state: Optional[State] = None, grad_state: Optional[GradState] = None) -> Trace:
+    """Same arguments and the same Trace fields as ``bptt`` (tensors, parameter, input and initial
+    gradients), computed by autograd."""
+    names, L, H = model.state_names, model.num_layers, model.hidden_size
+    layout = model.layout_of(x)
+    B = layout.time_major(x).shape[1]
     x_leaf = x.detach().clone().requires_grad_(True)
-    if state is None:
-        B = x.shape[0 if model.batch_first else 1] if batched else None
-        shape = (L, B, model.hidden_size) if batched else (L, model.hidden_size)
-        state = tuple(x.new_zeros(shape) for _ in range(n_state))
-    parts = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-    leaves = [p.detach().clone().requires_grad_(True) for p in parts]
+    init = model.initial_state(state, layout, B, layout.time_major(x))
+    leaves = [layout.state_out(p).detach().clone().requires_grad_(True) for p in init]
     captured: dict[tuple[str, int, int], torch.Tensor] = {}
 
     def capture(name: str, k: int):
@@ -36,46 +36,38 @@ def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torc
             captured[(name, k, t)] = tensor
         return fn
 
-    pairs = [(getattr(model, f"hook_{n}")[k], capture(n, k)) for n in model.state_names for k in range(L)]
+    pairs = [(model.hook_point(n, k), capture(n, k)) for n in names for k in range(L)]
     with torch.enable_grad(), attached(pairs):
-        output, final = model(x_leaf, leaves[0] if n_state == 1 else tuple(leaves))
+        output, final = model(x_leaf, as_state(tuple(leaves)))
         loss = (output * grad_output).sum()
-        finals = (final,) if n_state == 1 else final
         if grad_state is not None:
-            ends = (grad_state,) if isinstance(grad_state, torch.Tensor) else grad_state
-            loss = loss + sum((f * g).sum() for f, g in zip(finals, ends))
-        names = [n for n, _ in model.named_parameters()]
+            loss = loss + sum((f * g).sum() for f, g in zip(state_parts(final), state_parts(grad_state)))
+        params = [n for n, _ in model.named_parameters()]
         keys = list(captured)
         wrt = [p for _, p in model.named_parameters()] + [x_leaf] + leaves + [captured[k] for k in keys]
         grads = torch.autograd.grad(loss, wrt, allow_unused=True)
     grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
-    params = dict(zip(names, grads[: len(names)]))
-    dx = grads[len(names)]
-    initial = grads[len(names) + 1: len(names) + 1 + n_state]
-    by_key = dict(zip(keys, grads[len(names) + 1 + n_state:]))
-    T = output.shape[1 if (batched and model.batch_first) else 0]
-
-    def per_layer(name: str) -> list[torch.Tensor]:
-        return [torch.stack([by_key[(name, k, t)] for t in range(T)]).reshape(T, -1, model.hidden_size)
-                for k in range(L)]
-
-    return BPTTResult(
-        params=params, dx=dx, dh0=initial[0], dc0=initial[1] if n_state == 2 else None,
-        dh=per_layer("h"), dc=per_layer("c") if n_state == 2 else None,
-        output=output.detach(), final=tuple(f.detach() for f in finals) if n_state == 2 else finals[0].detach(),
+    by_key = dict(zip(keys, grads[len(params) + 1 + len(names):]))
+    T = layout.time_major(output).shape[0]
+    per_state = {n: torch.stack([torch.stack([by_key[(n, k, t)] for t in range(T)]).reshape(T, B, H)
+                                 for k in range(L)]).unsqueeze(1) for n in names}
+    norms = {n: stable_norm(g).cpu().numpy() for n, g in per_state.items()}
+    return Trace(
+        kind=model.kind, hidden_size=H, norms=norms, explicit_norms=np.zeros((L, 1, T, B)), grads=per_state,
+        param_grads=dict(zip(params, grads[: len(params)])), input_grad=grads[len(params)],
+        initial_grads=dict(zip(names, grads[len(params) + 1: len(params) + 1 + len(names)])),
+        meta={"engine": "torch.autograd on gradlab's unrolled model (gradlab.engine.reference)"},
     )
 
 
-def compare(result: BPTTResult, reference: BPTTResult) -> list[tuple[str, float, float]]:
+def compare(result: Trace, reference: Trace) -> list[tuple[str, float, float]]:
     """Per quantity: (name, max absolute error, relative error ‖a − b‖∞ / ‖b‖∞)."""
-    pairs = [(name, result.params[name], ref) for name, ref in reference.params.items()]
-    pairs += [("dx", result.dx, reference.dx), ("dh0", result.dh0, reference.dh0)]
-    if reference.dc0 is not None:
-        pairs.append(("dc0", result.dc0, reference.dc0))
-    for k, ref in enumerate(reference.dh):
-        pairs.append((f"dh_t (layer {k})", result.dh[k], ref))
-    for k, ref in enumerate(reference.dc or []):
-        pairs.append((f"dc_t (layer {k})", result.dc[k], ref))
+    pairs = [(name, result.param_grads[name], ref) for name, ref in reference.param_grads.items()]
+    pairs.append(("dx", result.input_grad, reference.input_grad))
+    pairs += [(f"d{n}0", result.initial_grad(n), reference.initial_grad(n)) for n in reference.names]
+    for n in reference.names:
+        for k in range(reference.num_layers):
+            pairs.append((f"d{n}_t (layer {k})", result.grad(n, k), reference.grad(n, k)))
     rows = []
     for name, a, b in pairs:
         err = (a - b).abs().max().item() if a.numel() else 0.0

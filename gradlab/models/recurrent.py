@@ -1,7 +1,8 @@
-"""SRN, LSTM and GRU written out step by step, with a hook point on every state.
+"""SRN, LSTM and GRU as torch modules: the time loop around an architecture, with a hook point on
+every state.
 
-Parameters carry torch's names, shapes and gate orders (``weight_ih_l{k}``: [G*H, in],
-``weight_hh_l{k}``: [G*H, H], ``bias_ih_l{k}``, ``bias_hh_l{k}``: [G*H]; LSTM gates i, f, g, o;
+Parameters carry torch's names, shapes and gate orders (``weight_ih_l{k}``: [G·H, in],
+``weight_hh_l{k}``: [G·H, H], ``bias_ih_l{k}``, ``bias_hh_l{k}``: [G·H]; LSTM gates i, f, g, o;
 GRU r, z, n), so torch's state dicts load unchanged and :func:`gradlab.from_torch` is a copy.
 ``forward`` takes and returns exactly what torch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` do.
 
@@ -14,6 +15,7 @@ Hook points, one per layer ``k`` (a :class:`~gradlab.models.hooks.HookPoint` rec
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import ClassVar, Optional, Union
 
@@ -21,41 +23,52 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradlab.models.cells import ACTIVATIONS, gru_gates, gru_update, lstm_cell, lstm_gates, lstm_hidden, srn_step
+from gradlab.models.architectures import Architecture, GRUArchitecture, LSTMArchitecture, SRNArchitecture
 from gradlab.models.hooks import HookPoint
+from gradlab.models.layout import SequenceLayout
 
+#: What ``forward`` takes as its initial state and returns as its final one: h ([L, B, H]), or (h, c).
 State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 
 
+def state_parts(state: State) -> tuple[torch.Tensor, ...]:
+    """A state as a tuple of tensors, one per state name."""
+    return (state,) if isinstance(state, torch.Tensor) else tuple(state)
+
+
+def as_state(parts: tuple[torch.Tensor, ...]) -> State:
+    """The inverse of :func:`state_parts`: h alone, or the tuple (h, c)."""
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
 class RecurrentModel(nn.Module):
-    """The time loop shared by the three architectures; subclasses supply one step."""
+    """The time loop shared by every architecture; the subclasses choose the architecture.
 
-    kind: ClassVar[str]
-    gate_count: ClassVar[int]
-    state_names: ClassVar[tuple[str, ...]] = ("h",)
+    torch_module, torch_cell: torch's fused module and cell computing the same function.
+    """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        device=None,
-        dtype=None,
-    ) -> None:
+    torch_module: ClassVar[type[nn.Module]]
+    torch_cell: ClassVar[type[nn.Module]]
+
+    hook_h: nn.ModuleList  # [num_layers] HookPoint on h_t
+    hook_c: Optional[nn.ModuleList]  # [num_layers] HookPoint on c_t, for architectures with a cell state
+    hook_out: nn.ModuleList  # [num_layers] HookPoint on the layer's output sequence
+
+    def __init__(self, architecture: Architecture, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, device=None, dtype=None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.architecture = architecture
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         factory = {"device": device, "dtype": dtype}
-        rows = self.gate_count * hidden_size
+        rows = architecture.gate_count * hidden_size
         for k in range(num_layers):
             width = input_size if k == 0 else hidden_size
             self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, width, **factory)))
@@ -63,10 +76,27 @@ class RecurrentModel(nn.Module):
             if self.bias:
                 self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(rows, **factory)))
                 self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(rows, **factory)))
-        for name in self.state_names:
-            setattr(self, f"hook_{name}", nn.ModuleList(HookPoint() for _ in range(num_layers)))
-        self.hook_out = nn.ModuleList(HookPoint() for _ in range(num_layers))
+        points = lambda: nn.ModuleList(HookPoint() for _ in range(num_layers))  # noqa: E731
+        self.hook_h = points()
+        self.hook_c = points() if "c" in architecture.state_names else None
+        self.hook_out = points()
         self.reset_parameters()
+
+    @property
+    def kind(self) -> str:
+        """The architecture's name: "srn", "lstm" or "gru"."""
+        return self.architecture.name
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self.architecture.state_names
+
+    def hook_point(self, name: str, layer: int) -> HookPoint:
+        """The hook point of state ``name`` ("h", "c") or "out" in ``layer``."""
+        points = {"h": self.hook_h, "c": self.hook_c, "out": self.hook_out}.get(name)
+        if points is None:
+            raise KeyError(f"{type(self).__name__} has hook points {', '.join(self.state_names + ('out',))}, not {name!r}")
+        return points[layer]
 
     def reset_parameters(self) -> None:
         """torch's initialisation: every parameter uniform in ±1/√H."""
@@ -84,13 +114,45 @@ class RecurrentModel(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
+        for key, value in self.architecture.options().items():
+            s += f", {key}={value!r}"
         if not self.bias:
             s += ", bias=False"
         if self.batch_first:
             s += ", batch_first=True"
         return s
 
-    # -- the time loop -------------------------------------------------------------------------
+    # -- the boundary ------------------------------------------------------------------------------
+
+    def layout_of(self, x: torch.Tensor) -> SequenceLayout:
+        """How ``x`` is laid out for this model (batch_first, unbatched), checked once here."""
+        layout = SequenceLayout.of(x, self.batch_first, type(self).__name__)
+        width = x.shape[-1]
+        if width != self.input_size:
+            raise ValueError(f"{type(self).__name__}: the input has {width} features per step; the model takes "
+                             f"input_size={self.input_size}")
+        return layout
+
+    def initial_state(self, state: Optional[State], layout: SequenceLayout, batch: int,
+                      like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The initial state as one [L, B, H] tensor per state name: zeros when ``state`` is None,
+        else ``state`` (as the model takes it) checked and brought into that form."""
+        shape = (self.num_layers, batch, self.hidden_size)
+        if state is None:
+            zeros = like.new_zeros(shape)
+            return tuple(zeros for _ in self.state_names)
+        parts = state_parts(state)
+        if len(parts) != len(self.state_names):
+            raise ValueError(f"{type(self).__name__}: state must be "
+                             f"{'(h_0, c_0)' if len(self.state_names) == 2 else 'h_0'}")
+        parts = tuple(layout.state_in(p) for p in parts)
+        for name, p in zip(self.state_names, parts):
+            if tuple(p.shape) != shape:
+                raise ValueError(f"{type(self).__name__}: {name}_0 must have shape "
+                                 f"{list(layout.state_out(torch.empty(shape)).shape)}, got {list(layout.state_out(p).shape)}")
+        return parts
+
+    # -- the time loop -----------------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor, state: Optional[State] = None):
         """x: [T, B, I] ([B, T, I] if batch_first, or [T, I] unbatched).
@@ -99,48 +161,17 @@ class RecurrentModel(nn.Module):
         Returns (output, h_n), or (output, (h_n, c_n)) for the LSTM, as torch does:
         output [T, B, H] (laid out like x) holds the top layer's h_t; h_n, c_n: [L, B, H].
         """
-        if x.dim() not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: expected a 2-D or 3-D input, got {x.dim()}-D")
-        batched = x.dim() == 3
-        if not batched:
-            x = x.unsqueeze(1)
-        elif self.batch_first:
-            x = x.transpose(0, 1)
-        if x.shape[0] == 0:
+        layout = self.layout_of(x)
+        seq = layout.time_major(x)
+        if seq.shape[0] == 0:
             raise ValueError(f"{type(self).__name__}: the sequence is empty")
-        states = self._initial_state(state, x, batched)
-        seq = x
+        states = self.initial_state(state, layout, seq.shape[1], seq)
         finals = []
         for k in range(self.num_layers):
             seq, final = self._run_layer(k, seq, tuple(s[k] for s in states))
             finals.append(final)
-        final_states = [torch.stack([f[i] for f in finals]) for i in range(len(self.state_names))]
-        output = seq
-        if not batched:
-            output = output.squeeze(1)
-            final_states = [s.squeeze(1) for s in final_states]
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        if len(final_states) == 1:
-            return output, final_states[0]
-        return output, tuple(final_states)
-
-    def _initial_state(self, state: Optional[State], x: torch.Tensor, batched: bool) -> tuple[torch.Tensor, ...]:
-        shape = (self.num_layers, x.shape[1], self.hidden_size)
-        if state is None:
-            zeros = x.new_zeros(shape)
-            return tuple(zeros for _ in self.state_names)
-        parts = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-        if len(parts) != len(self.state_names):
-            raise ValueError(f"{type(self).__name__}: state must be "
-                             f"{'(h_0, c_0)' if len(self.state_names) == 2 else 'h_0'}")
-        if not batched:
-            parts = tuple(p.unsqueeze(1) for p in parts)
-        for name, p in zip(self.state_names, parts):
-            if tuple(p.shape) != shape:
-                raise ValueError(f"{type(self).__name__}: {name}_0 must have shape {list(shape)}, "
-                                 f"got {list(p.shape)}")
-        return parts
+        final_states = tuple(layout.state_out(torch.stack([f[i] for f in finals])) for i in range(len(self.state_names)))
+        return layout.restore(seq), as_state(final_states)
 
     def _run_layer(self, k: int, seq: torch.Tensor, state: tuple[torch.Tensor, ...]):
         """seq: [T, B, in] → (output sequence [T, B, H], final state tuple)."""
@@ -149,68 +180,78 @@ class RecurrentModel(nn.Module):
         outputs = []
         # unbind, not x_proj[t]: the backward of T selects would write T full-size zero tensors
         for t, x_proj_t in enumerate(x_proj.unbind(0)):
-            state = self._step(k, t, x_proj_t, state, weight_hh, bias_hh)
+            hook = lambda name, tensor: self.hook_point(name, k)(tensor, t)  # noqa: E731
+            state = self.architecture.step(x_proj_t, state, weight_hh, bias_hh, hook)
             outputs.append(state[0])
         return self.hook_out[k](torch.stack(outputs), None), state
 
-    def _step(self, k, t, x_proj, state, weight_hh, bias_hh) -> tuple[torch.Tensor, ...]:
-        raise NotImplementedError
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """One time step of the whole stack, without hooks: x_t [B, I] (or [I]); state: one
+        [L, B, H] (or [L, H]) tensor per state name → the state after the step, in the same form.
 
-    def to_torch(self) -> nn.Module:
-        """The equivalent ``torch.nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (parameters copied)."""
-        from gradlab.models.convert import to_torch
-
-        return to_torch(self)
+        The same arithmetic as ``forward`` taken in time-major order (theory differentiates it).
+        """
+        inp, new = x_t, []
+        for k in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
+            out = self.architecture.step(F.linear(inp, weight_ih, bias_ih), tuple(s[k] for s in state),
+                                         weight_hh, bias_hh)
+            new.append(out)
+            inp = out[0]
+        return tuple(torch.stack([s[i] for s in new]) for i in range(len(self.state_names)))
 
 
 class SRN(RecurrentModel):
     """Simple recurrent network (Elman), eq. (SRN); ``nonlinearity`` "tanh" | "relu" | "linear"."""
 
-    kind = "srn"
-    gate_count = 1
+    torch_module, torch_cell = nn.RNN, nn.RNNCell
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 device=None, dtype=None) -> None:
-        if nonlinearity not in ACTIVATIONS:
-            raise ValueError(f"nonlinearity must be one of {sorted(ACTIVATIONS)}, got {nonlinearity!r}")
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, device, dtype)
-        self.nonlinearity = nonlinearity
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                 bias: bool = True, batch_first: bool = False, device=None, dtype=None) -> None:
+        super().__init__(SRNArchitecture(nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
+                         device, dtype)
 
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
-
-    def _step(self, k, t, x_proj, state, weight_hh, bias_hh):
-        h = srn_step(x_proj, state[0], weight_hh, bias_hh, self.nonlinearity)
-        return (self.hook_h[k](h, t),)
+    @property
+    def nonlinearity(self) -> str:
+        return self.architecture.nonlinearity
 
 
 class LSTM(RecurrentModel):
     """Long short-term memory, eqs. (LSTM-gates), (LSTM-cell), (LSTM-hidden); gates i, f, g, o."""
 
-    kind = "lstm"
-    gate_count = 4
-    state_names = ("h", "c")
+    torch_module, torch_cell = nn.LSTM, nn.LSTMCell
+    hook_c: nn.ModuleList
 
-    def _step(self, k, t, x_proj, state, weight_hh, bias_hh):
-        h, c = state
-        i, f, g, o = lstm_gates(x_proj, h, weight_hh, bias_hh)
-        c = self.hook_c[k](lstm_cell(i, f, g, c), t)
-        h = self.hook_h[k](lstm_hidden(c, o), t)
-        return h, c
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, device=None, dtype=None) -> None:
+        super().__init__(LSTMArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, device, dtype)
 
 
 class GRU(RecurrentModel):
     """Gated recurrent unit in torch's form, eqs. (GRU-gates), (GRU-update); gates r, z, n."""
 
-    kind = "gru"
-    gate_count = 3
+    torch_module, torch_cell = nn.GRU, nn.GRUCell
 
-    def _step(self, k, t, x_proj, state, weight_hh, bias_hh):
-        h = state[0]
-        _, z, n, _ = gru_gates(x_proj, h, weight_hh, bias_hh)
-        return (self.hook_h[k](gru_update(z, n, h), t),)
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, device=None, dtype=None) -> None:
+        super().__init__(GRUArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, device, dtype)
 
 
 MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"srn": SRN, "lstm": LSTM, "gru": GRU}
+
+
+def takes_nonlinearity(kind: str) -> bool:
+    """Whether the model class of ``kind`` has a choice of nonlinearity (the SRN)."""
+    return "nonlinearity" in inspect.signature(MODEL_CLASSES[kind]).parameters
+
+
+def build_model(kind: str, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
+                **kwargs) -> RecurrentModel:
+    """A model by its architecture's name; ``nonlinearity`` applies to the SRN (others take only "tanh")."""
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"unknown model {kind!r}; choose from {', '.join(MODEL_CLASSES)}")
+    if takes_nonlinearity(kind):
+        return MODEL_CLASSES[kind](input_size, hidden_size, num_layers, nonlinearity=nonlinearity, **kwargs)
+    if nonlinearity != "tanh":
+        raise ValueError(f"nonlinearity applies to the SRN only; a {kind} has none to choose")
+    return MODEL_CLASSES[kind](input_size, hidden_size, num_layers, **kwargs)

@@ -33,21 +33,22 @@ def nndl_init(model: RecurrentModel, gen: torch.Generator) -> None:
                 bound = math.sqrt(6.0 / (1 + H))
                 b_ih.copy_(torch.rand(b_ih.shape, generator=gen, dtype=torch.float64).mul(2 * bound).sub(bound))
                 b_hh.zero_()
-                if model.kind != "gru":
+                if model.architecture.bias_hh_is_redundant:
                     b_hh.requires_grad_(False)
 
 
-def _block(kind: str, H: int, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
-    if kind == "orthogonal":
+def _block(init: str, H: int, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    if init == "orthogonal":
         q, r = torch.linalg.qr(torch.randn(H, H, generator=gen, dtype=torch.float64))
         return (q * torch.sign(torch.diagonal(r))).to(like)  # Haar-distributed
-    if kind == "identity":  # IRNN (Le, Jaitly & Hinton 2015)
+    if init == "identity":  # IRNN (Le, Jaitly & Hinton 2015)
         return torch.eye(H, dtype=like.dtype, device=like.device)
     # normal: entries N(0, 1/H), spectral radius ≈ 1 for large H (circular law)
     return (torch.randn(H, H, generator=gen, dtype=torch.float64) / math.sqrt(H)).to(like)
 
 
 def spectral_radius(w: torch.Tensor) -> float:
+    """max |eigenvalue| of a square matrix, computed in float64 on the CPU."""
     return float(torch.linalg.eigvals(w.detach().to(torch.float64).cpu()).abs().max())
 
 
@@ -63,8 +64,9 @@ def initialise(model: RecurrentModel, init: str = "default", gain: Optional[floa
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    if forget_bias is not None and model.kind != "lstm":
-        raise ValueError("forget_bias applies to the LSTM only")
+    forget = model.architecture.forget_gate
+    if forget_bias is not None and forget is None:
+        raise ValueError(f"forget_bias applies to models with a forget gate (LSTM), not a {model.architecture.label}")
     if forget_bias is not None and not model.bias:
         raise ValueError("forget_bias needs a model with biases")
     H = model.hidden_size
@@ -86,6 +88,6 @@ def initialise(model: RecurrentModel, init: str = "default", gain: Optional[floa
                 b_ih.zero_()
                 b_hh.zero_()
             if forget_bias is not None:
-                b_ih[H:2 * H].fill_(forget_bias)
-                b_hh[H:2 * H].zero_()
+                b_ih[forget * H:(forget + 1) * H].fill_(forget_bias)
+                b_hh[forget * H:(forget + 1) * H].zero_()
     return model

@@ -1,21 +1,19 @@
-"""One look for every gradlab figure: a colour per model kept across figures, axes of log10
-values labelled in powers of ten, and whole-or-nothing saving as PNG and PDF."""
+"""One look for every gradlab figure: a colour per model kept across figures, and axes of log10
+values labelled in powers of ten. (Saving a figure whole is ``gradlab.common.files.save_figure``.)"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from gradlab.common.files import atomic_write
+from gradlab.models.architectures import LABELS
 
 _PALETTE = sns.color_palette("colorblind")
 #: One colour per model, the same in every figure.
 MODEL_COLORS = {"srn": _PALETTE[3], "lstm": _PALETTE[0], "gru": _PALETTE[2]}
-MODEL_LABELS = {"srn": "SRN", "lstm": "LSTM", "gru": "GRU"}
+MODEL_LABELS = LABELS
 RC = {"axes.grid": True, "grid.alpha": 0.3, "font.size": 10, "axes.titlesize": 11,
       "savefig.dpi": 150, "figure.constrained_layout.use": True}
 
@@ -34,10 +32,3 @@ def log10_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:
     target = ax.yaxis if axis == "y" else ax.xaxis
     target.set_major_locator(MaxNLocator(nbins=8, integer=True, min_n_ticks=1))
     target.set_major_formatter(FuncFormatter(lambda v, _: f"$10^{{{int(round(v))}}}$"))
-
-
-def save_figure(fig: Figure, stem: Path, overwrite: bool = False) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``, each whole or not at all."""
-    stem = Path(stem)
-    return [atomic_write(stem.with_suffix(f".{fmt}"), lambda p, f=fmt: fig.savefig(p, format=f), overwrite)
-            for fmt in ("png", "pdf")]

@@ -1,13 +1,12 @@
 """The files of a ``gradlab analyze`` run: trace.csv, summary.json, models.pt, batch.pt, decay.png/pdf.
 
-Everything here reads an :class:`~gradlab.analysis.pipeline.Analysis`; nothing computes gradients.
+Everything here reads an :class:`~gradlab.analysis.pipeline.Analysis`; nothing computes gradients. Every
+description written comes from the objects that ran (the problem's modules and task, the trace's engine).
 """
 
 from __future__ import annotations
 
 import csv
-import platform
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -16,12 +15,12 @@ import numpy as np
 import torch
 
 from gradlab.analysis.pipeline import Analysis, ModelResult
-from gradlab.plots.decay import decay_figure
-from gradlab.plots.style import save_figure
 from gradlab.analysis.predictions import forget_gate_curve
-from gradlab.tasks.problem import LOSS_AT_TEXT
-from gradlab.common.files import RunDir, fresh_run_dir, write_json
-from gradlab.tasks import TASKS
+from gradlab.analysis.verification import RUN_BATCH, RUN_MODELS
+from gradlab.common.files import RunDir, fresh_run_dir, save_figure, write_json
+from gradlab.common.versions import versions
+from gradlab.plots.decay import decay_figure
+from gradlab.tasks.weights import save_problems
 
 CSV_COLUMNS = ["model", "t", "distance",
                "grad_h", "status_h", "log10_grad_h", "log10_grad_h_p10", "log10_grad_h_p90",
@@ -86,18 +85,20 @@ def summary(analysis: Analysis) -> dict:
                             "decay_factor_per_step": {**measured, **{f"predicted_by_{name}": p["factor_per_step"]
                                                                      for name, p in res.predictions.items()}},
                             "theory": res.predictions}
+    first = analysis.results[0]
+    described = first.problem.describe(cfg.loss_at, reduction="sum")
     return {
         "command": "gradlab analyze",
         "config": asdict(cfg),
         "problem": {
-            "task": f"{cfg.task}: {TASKS[cfg.task].summary}",
-            "model": (f"{'Embedding(symbols, 32)' if TASKS[cfg.task].vocab else 'inputs'} -> {{model}} -> "
-                      f"Linear(hidden, {TASKS[cfg.task].outputs}), " + _state_text(cfg)),
-            "loss": f"cross-entropy summed over the batch, on {LOSS_AT_TEXT[cfg.loss_at]}",
+            "task": described["task"],
+            "model": {res.kind: res.problem.describe(cfg.loss_at)["model"] for res in analysis.results},
+            "state": _state_text(cfg),
+            "loss": described["loss"],
             "norms": "per-sample L2 norm over hidden units of the total dL/dh_t (dL/dc_t); 'mean' is the batch mean "
                      "of the norms as the run's dtype holds them (0.0 = underflow, inf = overflow); 'log10_mean' is "
                      "log10 of the batch mean of the true norms, from the log-domain backward pass",
-            "engine": "hand-derived BPTT in the log domain, checkpointed every ~sqrt(T) steps",
+            "engine": first.trace.meta.get("engine", ""),
             "distance": "k = t_loss - t, with t_loss the last step",
             "fit": "least squares of log10_mean against distance over the fitted range; factor = 10^slope",
         },
@@ -112,14 +113,6 @@ def _state_text(cfg) -> str:
     return "at initialisation" + ("" if cfg.init == "default" else f" ({cfg.init} init)")
 
 
-def versions() -> dict:
-    """The versions a run was made with."""
-    from gradlab import __version__
-
-    return {"gradlab": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform()}
-
-
 def write_run(analysis: Analysis, out: Optional[Path] = None) -> Path:
     """Write the run directory; returns its final path."""
     cfg = analysis.config
@@ -130,15 +123,15 @@ def write_run(analysis: Analysis, out: Optional[Path] = None) -> Path:
 
 
 def _write_files(run: RunDir, analysis: Analysis) -> None:
-    d = run.staging
+    d, cfg = run.staging, analysis.config
     write_trace_csv(d / "trace.csv", analysis)
     write_json(d / "summary.json", summary(analysis))
-    torch.save({res.kind: res.problem.state_dict() for res in analysis.results}, d / "models.pt")
+    save_problems(d / RUN_MODELS, {res.kind: res.problem for res in analysis.results})
     inputs = torch.as_tensor(analysis.inputs)
     if not inputs.is_floating_point() and int(inputs.max()) < 256:
         inputs = inputs.to(torch.uint8)  # symbols: a quarter of the size at 10^6 steps
     torch.save({"inputs": inputs, "targets": torch.as_tensor(analysis.targets),
-                "config": asdict(analysis.config)}, d / "batch.pt")
+                "config": asdict(analysis.config)}, d / RUN_BATCH)
     fig = analysis_figure(analysis)
     if fig is not None:
         save_figure(fig, d / "decay")
@@ -151,8 +144,9 @@ def analysis_figure(analysis: Analysis):
     shown = [r for r in analysis.results if r.profiles]
     if not shown:
         return None
+    where = shown[0].problem.loss_steps(cfg.loss_at)
     title = (f"{cfg.task}, T = {cfg.length}, {cfg.layers} layer(s), H = {cfg.hidden}, {cfg.dtype}, "
-             f"loss on {LOSS_AT_TEXT[cfg.loss_at]}, {_state_text(cfg)}")
+             f"loss on {where}, {_state_text(cfg)}")
     return decay_figure({r.kind: r.profiles for r in shown}, {r.kind: r.fits for r in shown}, title=title,
                         dtype=cfg.dtype, predicted={r.kind: predicted_lines(r) for r in shown})
 

@@ -6,8 +6,7 @@ import math
 from pathlib import Path
 
 from gradlab.analysis.pipeline import Analysis
-from gradlab.plots.style import MODEL_LABELS
-from gradlab.tasks.problem import LOSS_AT_TEXT
+from gradlab.models.architectures import LABELS as MODEL_LABELS
 
 TABLE_DISTANCES = (0, 1, 5, 10, 25, 50, 100, 200, 500, 1000, 10_000, 100_000, 1_000_000)
 
@@ -36,7 +35,7 @@ def format_value(log10_value: float, plain: float, dtype: str) -> str:
 def format_report(analysis: Analysis, run_dir) -> str:
     cfg = analysis.config
     lines = [f"gradlab analyze: {cfg.task}{' (trained)' if cfg.checkpoint else ''}, len {cfg.length}, batch {cfg.batch}, hidden {cfg.hidden}, "
-             f"{cfg.layers} layer(s), {cfg.dtype} on {cfg.device}, seed {cfg.seed}, loss on {LOSS_AT_TEXT[cfg.loss_at]}",
+             f"{cfg.layers} layer(s), {cfg.dtype} on {cfg.device}, seed {cfg.seed}, loss on {analysis.results[0].problem.loss_steps(cfg.loss_at)}",
              ""]
     for r in analysis.results:
         if r.forward_overflow_step is not None:

@@ -8,21 +8,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from gradlab.tasks.weights import save_checkpoint
-from gradlab.plots.style import save_figure
+from gradlab.common.files import fresh_run_dir, save_figure, write_json
+from gradlab.common.versions import versions
 from gradlab.plots.training import training_figure
-from gradlab.common.files import fresh_run_dir, write_json
 from gradlab.tasks import TASKS
+from gradlab.tasks.weights import save_checkpoint
 from gradlab.training.loop import TrainResult
 
 
 def train_summary(result: TrainResult) -> dict:
     cfg, task = result.config, TASKS[result.config.task]
-    from gradlab.runs.analysis_run import versions
-
     return {
         "command": "gradlab train",
         "config": asdict(cfg),
+        "problem": result.problem.describe(cfg.loss_at, cfg.reduction),
         "task": {"name": task.name, "summary": task.summary, "metric": task.metric, "chance": result.chance},
         "steps": len(result.history.get("loss", [])),
         "final_training_loss": result.history["loss"][-1] if result.history.get("loss") else None,
@@ -49,7 +48,7 @@ def _write_csv(path: Path, header: list[str], rows) -> None:
 def write_train_run(result: TrainResult, out: Optional[Path] = None) -> Path:
     """Write the run directory (whole or not at all) under ``out``; returns its path."""
     cfg = result.config
-    with fresh_run_dir(Path(out or "runs"), f"train-{cfg.model}-{cfg.task}-len{cfg.length}") as run:
+    with fresh_run_dir(Path(out or cfg.out), f"train-{cfg.model}-{cfg.task}-len{cfg.length}") as run:
         d = run.staging
         write_json(d / "config.json", asdict(cfg))
         write_json(d / "summary.json", train_summary(result))

@@ -1,4 +1,6 @@
-"""Sequence tasks, generated offline from a seed (or read from local files), and their datasets.
+"""Layer 2, tasks: sequence tasks, generated offline from a seed (or read from local files), their
+datasets, and the problem around a model (``problem``: encoder → model → readout, and its loss) with
+its files on disk (``weights``).
 
 ``TASKS`` maps each task's name to its :class:`~gradlab.tasks.base.Task`; :func:`datasets` makes
 the train/dev/test splits a training run uses.

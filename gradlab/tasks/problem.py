@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradlab.models.recurrent import MODEL_CLASSES, RecurrentModel
+from gradlab.models.recurrent import RecurrentModel, build_model
 from gradlab.tasks import digit_sum
 from gradlab.tasks.base import Task
 
@@ -25,6 +25,8 @@ EMBED_DIM = 32  # the NNDL book's embedding size
 
 LOSS_AT = ("last", "all")
 LOSS_AT_TEXT = {"last": "the last step", "all": "every step"}
+#: The loss of each kind of target (gradlab.tasks.base.TARGETS), as run summaries name it.
+LOSS_NAMES = {"class": "cross-entropy", "sequence": "cross-entropy", "value": "squared error"}
 
 
 class SequenceProblem(nn.Module):
@@ -37,9 +39,32 @@ class SequenceProblem(nn.Module):
         # created in this order, so that under one seed every kind of model sees the same embedding
         self.embedding = nn.Embedding(task.vocab, EMBED_DIM) if task.vocab else None
         width = EMBED_DIM if task.vocab else task.input_size
-        extra = {"nonlinearity": nonlinearity} if kind == "srn" else {}
-        self.model: RecurrentModel = MODEL_CLASSES[kind](width, hidden, num_layers=layers, **extra)
+        self.model: RecurrentModel = build_model(kind, width, hidden, layers, nonlinearity=nonlinearity)
         self.readout = nn.Linear(hidden, task.outputs)
+
+    def describe(self, loss_at: str = "last", reduction: str = "sum") -> dict[str, str]:
+        """What this problem is, in words, from the modules and the task that make it up."""
+        first = (f"Embedding({self.embedding.num_embeddings}, {self.embedding.embedding_dim})"
+                 if self.embedding is not None else f"inputs of {self.task.input_size} values per step")
+        return {"task": f"{self.task.name}: {self.task.summary}",
+                "model": f"{first} -> {self.model!r} -> {self.readout!r}",
+                "loss": self.loss_description(loss_at, reduction)}
+
+    def loss_description(self, loss_at: str = "last", reduction: str = "sum") -> str:
+        """E.g. "squared error summed over the batch, on the last step"."""
+        name = LOSS_NAMES[self.task.target]
+        return f"{name} {'summed' if reduction == 'sum' else 'averaged'} over the batch, on {self.loss_steps(loss_at)}"
+
+    def loss_steps(self, loss_at: str = "last") -> str:
+        """The steps the loss reads, in words (sequence targets are read at every step)."""
+        return LOSS_AT_TEXT["all" if self.task.target == "sequence" else loss_at]
+
+    def rebuild_config(self) -> dict:
+        """What rebuilds this problem: {"model", "task", "hidden", "layers", "nonlinearity", "dtype"}."""
+        model = self.model
+        return {"model": model.kind, "task": self.task.name, "hidden": model.hidden_size, "layers": model.num_layers,
+                "nonlinearity": model.architecture.options().get("nonlinearity", "tanh"),
+                "dtype": str(self.readout.weight.dtype).replace("torch.", "")}
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, T] symbols or [B, T, D] values → the model's input [T, B, I] (time-major)."""

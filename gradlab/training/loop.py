@@ -12,55 +12,102 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gradlab.training.clipping import clip_gradients, gradient_norms
-from gradlab.models.regimes import initialise
 from gradlab.analysis.metrics import decay_profile
-from gradlab.tasks.problem import SequenceProblem, build_problem
+from gradlab.common.options import (InvalidOption, check_options, choice, counts, int_at_least, option, path_text,
+                                    positive_float)
 from gradlab.engine.record import record
-from gradlab.training.scoring import Score, as_batches, score
+from gradlab.models.architectures import NONLINEARITIES
+from gradlab.models.recurrent import MODEL_CLASSES, takes_nonlinearity
+from gradlab.models.regimes import INITS, initialise
 from gradlab.tasks import TASKS, datasets
 from gradlab.tasks.base import Dataset
+from gradlab.tasks.problem import LOSS_AT, SequenceProblem, build_problem
+from gradlab.training.clipping import CLIP_MODES, clip_gradients, gradient_norms
+from gradlab.training.scoring import Score, as_batches, score
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
+CLIPPING = "clipping: gradient norms are logged before clipping"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Defaults are the NNDL book's digit-sum settings (6.1.3), except the initialisation."""
+    """What ``gradlab train`` trains. Defaults are the NNDL book's digit-sum settings (6.1.3),
+    except the initialisation; fields left None are resolved by :meth:`resolved`."""
 
-    model: str = "lstm"
-    task: str = "digit-sum"
-    length: int = 10
-    hidden: int = 32
-    layers: int = 1
-    nonlinearity: str = "tanh"
-    init: str = "default"  # gradlab.models.regimes.INITS; "nndl" is the book's Xavier-uniform
-    gain: Optional[float] = None  # rescale every block of W_hh to this spectral radius
-    epochs: int = 500
-    steps: Optional[int] = None  # if set, replaces epochs
-    batch: int = 8
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    clip: str = "none"
-    clip_norm: float = 5.0
-    reduction: str = "mean"  # the book's 6.2 sums
-    loss_at: str = "last"
-    seed: int = 0
-    shuffle: bool = False  # the book does not shuffle
-    eval_every: int = 100
-    trace_every: int = 0  # 0: no traces
-    trace_batch: int = 32
-    sizes: Optional[tuple[int, int, int]] = None  # train, dev, test examples; None: the task's default
-    data_dir: Optional[str] = None
-    dtype: str = "float32"
-    device: str = "cpu"
+    model: str = option("lstm", "the architecture", parse=choice(tuple(MODEL_CLASSES)), metavar="|".join(MODEL_CLASSES))
+    task: str = option("digit-sum", "the task", parse=choice(tuple(TASKS)), metavar="|".join(TASKS))
+    length: Optional[int] = option(None, "sequence length", flag="--len", parse=int_at_least(1), metavar="N",
+                                   default_text="the task's: digit-sum 10, copy 30, image tasks their height")
+    hidden: int = option(32, "hidden units", parse=int_at_least(1), metavar="H")
+    layers: int = option(1, "stacked layers", parse=int_at_least(1), metavar="K")
+    nonlinearity: str = option("tanh", "the SRN's nonlinearity (SRN only)", parse=choice(NONLINEARITIES),
+                               metavar="|".join(NONLINEARITIES))
+    init: str = option("default", "torch's default, 'nndl' (the book's Xavier-uniform, one bias) or a regime",
+                       parse=choice(INITS), metavar="|".join(INITS))
+    gain: Optional[float] = option(None, "rescale every block of W_hh to spectral radius G (as in gradlab analyze)",
+                                   parse=positive_float, metavar="G")
+    epochs: Optional[int] = option(None, "passes over the training set", parse=int_at_least(1), metavar="E",
+                                   default_text="500")
+    steps: Optional[int] = option(None, "train N steps instead of --epochs", parse=int_at_least(1), metavar="N")
+    batch: int = option(8, "batch size", parse=int_at_least(1), metavar="B")
+    lr: float = option(1e-3, "learning rate", parse=positive_float, metavar="LR")
+    optimizer: str = option("adam", "the optimiser", parse=choice(tuple(OPTIMIZERS)), metavar="|".join(OPTIMIZERS))
+    clip: str = option("none", "none, global (all gradients together) or per-param (each on its own, as Paddle's "
+                               "ClipGradByNorm in the book)", parse=choice(CLIP_MODES), metavar="|".join(CLIP_MODES),
+                       group=CLIPPING)
+    clip_norm: float = option(5.0, "the largest norm clipping allows", parse=positive_float, metavar="C", group=CLIPPING)
+    reduction: str = option("mean", "the loss over the batch: mean (book 6.1) or sum (book 6.2)",
+                            parse=choice(("mean", "sum")), metavar="mean|sum")
+    loss_at: str = option("last", "the loss reads the last step or every step", parse=choice(LOSS_AT),
+                          metavar="|".join(LOSS_AT))
+    seed: int = option(0, "seed for data, weights and order", parse=int_at_least(0), metavar="S")
+    shuffle: bool = option(False, "shuffle the training set every epoch (the book does not)")
+    eval_every: int = option(100, "score the dev set every N steps", parse=int_at_least(1), metavar="N")
+    trace_every: int = option(0, "record the gradient decay every N steps; 0: never", parse=int_at_least(0), metavar="N")
+    trace_batch: int = option(32, "dev examples the traces use", parse=int_at_least(1), metavar="B")
+    sizes: Optional[tuple[int, int, int]] = option(
+        None, "examples per split for generated tasks", parse=counts(3, "1000,200,200", "train,dev,test"),
+        metavar="TRAIN,DEV,TEST", default_text="the book's sets for digit-sum, else 10000,1000,1000")
+    data_dir: Optional[str] = option(None, "read the data: digit-sum files written by 'gradlab data', or MNIST's "
+                                           "idx files", flag="--data", parse=path_text, metavar="DIR")
+    dtype: str = option("float32", "floating-point type of the run", parse=choice(("float32", "float64")),
+                        metavar="float32|float64")
+    device: str = option("cpu", "where the run computes", parse=choice(("cpu", "cuda")), metavar="cpu|cuda")
+    out: str = option("runs", "where the run directory is created; earlier runs are never overwritten",
+                      parse=path_text, metavar="DIR")
+
+    def __post_init__(self) -> None:
+        check_options(self)
+
+    def resolved(self) -> "TrainConfig":
+        """Every field filled (the length from the task, epochs 500 unless steps are given) and the
+        combination checked against the task. Raises InvalidOption naming the field."""
+        task = TASKS[self.task]
+        cfg = replace(self, length=self.length or task.fixed_length or task.default_length)
+        try:
+            task.check_length(cfg.length)
+        except ValueError as exc:
+            raise InvalidOption(str(exc), "length") from None
+        if cfg.steps is not None and cfg.epochs is not None:
+            raise InvalidOption("steps replaces epochs; give one of them", "steps")
+        if cfg.steps is None and cfg.epochs is None:
+            cfg = replace(cfg, epochs=500)
+        if cfg.nonlinearity != "tanh" and not takes_nonlinearity(cfg.model):
+            raise InvalidOption(f"applies to the SRN only, not the {cfg.model}", "nonlinearity")
+        if cfg.sizes is not None and (task.load is not None or cfg.data_dir is not None):
+            raise InvalidOption("the data is read from files, whose sizes are fixed", "sizes")
+        if cfg.data_dir is not None and task.make is not None and task.name != "digit-sum":
+            raise InvalidOption(f"{task.name} is generated, not read from files", "data_dir")
+        return cfg
 
     def total_steps(self, train_size: int) -> int:
         return self.steps if self.steps is not None else self.epochs * math.ceil(train_size / self.batch)
@@ -82,8 +129,16 @@ class TrainResult:
 
 
 def load_data(cfg: TrainConfig) -> dict[str, Dataset]:
+    """The train, dev and test sets ``cfg`` (resolved) asks for. Missing files, a missing optional
+    extra or data of another length raise InvalidOption naming the field to change."""
     sizes = None if cfg.sizes is None else dict(zip(("train", "dev", "test"), cfg.sizes))
-    return datasets(TASKS[cfg.task], cfg.length, cfg.seed, sizes, cfg.data_dir)
+    try:
+        data = datasets(TASKS[cfg.task], cfg.length, cfg.seed, sizes, cfg.data_dir)
+    except (FileNotFoundError, ImportError, ValueError) as exc:  # missing files, optional extra, bad lines
+        raise InvalidOption(str(exc), "data_dir" if cfg.data_dir else "task") from None
+    if len(data["train"][1]) == 0 or data["train"][0].shape[1] != cfg.length:
+        raise InvalidOption(f"the data has sequences of {data['train'][0].shape[1]} steps, not {cfg.length}", "length")
+    return data
 
 
 def make_problem(cfg: TrainConfig) -> SequenceProblem:
@@ -103,6 +158,7 @@ def gradient_profile(problem: SequenceProblem, data: Dataset, loss_at: str) -> d
 
 def train(cfg: TrainConfig, data: Optional[dict[str, Dataset]] = None, progress: bool = True) -> TrainResult:
     """Train one model as ``cfg`` says and return its history, traces and test score."""
+    cfg = cfg.resolved()
     data = load_data(cfg) if data is None else data
     problem = make_problem(cfg)
     named = [(n, p) for n, p in problem.named_parameters() if p.requires_grad]

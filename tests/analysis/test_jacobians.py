@@ -6,12 +6,12 @@ import torch
 
 from helpers import make_model
 from gradlab.analysis.jacobians import jacobian_spectra
-from gradlab.analysis.theory import _full_step
+from gradlab.analysis.state_jacobians import flat_step
 
 
 def naive_spectra(model, x, b, t, T):
     """Singular values of ∂s_{T−1}/∂s_t and ∂s_{T−1}/∂x_t by autograd through the unrolled steps."""
-    step = _full_step(model)
+    step = flat_step(model)
     S = model.num_layers * len(model.state_names) * model.hidden_size
     s = torch.zeros(S, dtype=x.dtype)
     with torch.no_grad():

@@ -50,15 +50,15 @@ def test_exponents_for_every_model_and_layer_count(kind):
 def test_the_derived_and_the_autograd_jacobian_paths_agree(kind):
     """One layer uses the derived step Jacobians; a stack uses jacrev. A stack whose upper layer
     ignores the lower one (zero W_ih) must give the lower layer's exponents among its own."""
-    from gradlab.analysis.theory import _full_step, _state_jacobians
+    from gradlab.analysis.state_jacobians import flat_step, state_jacobians
     from torch.func import jacrev, vmap
 
     model = make_model(kind, {}, hidden_size=3)
     x = torch.randn(30, 2, 3, dtype=torch.float64)
     S = 3 * len(model.state_names)
     s = 0.3 * torch.randn(2, S, dtype=torch.float64)
-    step = _full_step(model)
-    for t, J in enumerate(_state_jacobians(model, x, s)):
+    step = flat_step(model)
+    for t, J in enumerate(state_jacobians(model, x, s)):
         torch.testing.assert_close(J, vmap(jacrev(step))(s, x[t]), atol=1e-12, rtol=1e-10)
         s = vmap(step)(s, x[t])
 
@@ -70,7 +70,7 @@ def test_lyapunov_exponent_predicts_the_measured_decay_of_a_tanh_srn():
     lam = lyapunov_exponents(model, x, k=1)[0, 0]
     g = torch.zeros(3000, 1, 16, dtype=torch.float64)
     g[-1] = 1.0
-    log10 = gradlab.bptt(model, x, g, log_domain=True).log10_dh[0][:, 0].numpy()
+    log10 = gradlab.bptt(model, x, g, log_domain=True).log10_grad_norms("h", 0)[:, 0]
     measured = (log10[100] - log10[-1001]) / (len(log10) - 1001 - 100)  # log10 per step, far from the ends
     assert measured == pytest.approx(lam / math.log(10), abs=0.02)
 
@@ -83,7 +83,7 @@ def test_pascanu_bound_holds_for_the_measured_factor():
     x = torch.randn(500, 2, 4, dtype=torch.float64)
     g = torch.zeros(500, 2, 16, dtype=torch.float64)
     g[-1] = 1.0
-    log10 = gradlab.bptt(model, x, g, log_domain=True).log10_dh[0]
+    log10 = gradlab.bptt(model, x, g, log_domain=True).log10_grad_norms("h", 0)
     per_step = (log10[:-1] - log10[1:]).max().item()  # the largest ‖δh_t‖ / ‖δh_{t+1}‖ seen, in log10
     assert 10**per_step <= b["bound_per_step"]
     with pytest.raises(ValueError, match="SRN"):
@@ -104,7 +104,7 @@ def test_forget_gate_product_predicts_an_lstm_with_constant_gates_exactly():
     forget = np.zeros(T)
 
     def keep(t0, t1, tapes):
-        forget[t0:t1] = tapes[-1].gates[:, :, H:2 * H].log10().mean(dim=(1, 2)).numpy()
+        forget[t0:t1] = model.architecture.forget_gates(tapes[-1]).log10().mean(dim=(1, 2)).numpy()
 
     def explicit(t0, t1, out):
         g = torch.zeros_like(out)
@@ -119,7 +119,7 @@ def test_forget_gate_product_predicts_an_lstm_with_constant_gates_exactly():
         model.bias_ih_l0[H:2 * H] = 0.7
         model.bias_hh_l0[H:2 * H] = 0.0
     res = checkpointed_norms(model, lambda a, b: x[a:b], explicit, T, 2, progress=False, on_forward=keep)
-    measured = res.log10["c"][0][::-1, 0]  # distance 0 first
+    measured = res.log10_grad_norms("c", 0)[::-1, 0]  # distance 0 first
     curve = forget_gate_curve(forget, measured[0])
     np.testing.assert_allclose(curve[1:], measured[1:], atol=1e-9)
     p = predictions(model, x[:50], forget)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import gradlab
+from gradlab.tasks.weights import load_problems
 from gradlab.cli import main
 from gradlab.tasks.problem import build_problem
 
@@ -55,11 +56,11 @@ def test_analyze_writes_a_complete_run_that_can_be_rechecked(tmp_path, capsys):
 
     # re-check: rebuild each model from models.pt, record again (autograd hooks) on batch.pt and
     # compare with trace.csv, which the checkpointed log-domain engine wrote
-    states = torch.load(run / "models.pt")
+    problems = load_problems(run / "models.pt")
     batch = torch.load(run / "batch.pt")
     for kind in ("srn", "lstm"):
-        problem = build_problem(kind, 8, 1, seed=123, dtype=torch.float64)
-        problem.load_state_dict(states[kind])
+        problem = problems[kind]
+        assert problem.readout.weight.dtype == torch.float64
         trace = gradlab.record(problem.model, problem.embed(batch["inputs"]),
                                problem.loss_fn(batch["targets"], "last"))
         for name in problem.model.state_names:
@@ -91,8 +92,8 @@ def test_underflow_is_reported_as_such_never_nan(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,fragment", [
-    (["--model", "transformer"], "unknown model 'transformer'"),
-    (["--model", "srn,foo"], "unknown model 'foo'"),
+    (["--model", "transformer"], "invalid choice 'transformer'"),
+    (["--model", "srn,foo"], "invalid choice 'foo'"),
     (["--len", "0"], "--len: expected an integer >= 1, got 0"),
     (["--len", "ten"], "--len: expected an integer >= 1, got 'ten'"),
     (["--len", "2.5"], "--len: expected an integer >= 1"),

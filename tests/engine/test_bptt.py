@@ -67,14 +67,16 @@ def test_bptt_returns_torchs_names_and_shapes(kind, kwargs):
     model = make_model(kind, kwargs, num_layers=2, batch_first=True)
     x = make_input(model, T=5, B=3)
     res = bptt(model, x, torch.ones(3, 5, 4, dtype=torch.float64))
-    assert list(res.params) == [n for n, _ in model.named_parameters()]
-    assert all(res.params[n].shape == p.shape for n, p in model.named_parameters())
-    assert res.dx.shape == x.shape and res.dh0.shape == (2, 3, 4)
-    assert len(res.dh) == 2 and res.dh[0].shape == (5, 3, 4)
-    assert (res.dc0 is not None) == (kind == "lstm") and (res.dc is not None) == (kind == "lstm")
-    out, final = model(x)
-    # bptt's forward sweep adds b_hh to the input projection once, so it rounds differently
-    torch.testing.assert_close(res.output, out, atol=1e-14, rtol=0)
+    assert list(res.param_grads) == [n for n, _ in model.named_parameters()]
+    assert all(res.param_grads[n].shape == p.shape for n, p in model.named_parameters())
+    assert res.input_grad.shape == x.shape and res.initial_grad("h").shape == (2, 3, 4)
+    assert res.num_layers == 2 and res.grad("h", 0).shape == (5, 3, 4)  # time-major inside the result
+    assert res.names == model.state_names and res.has_tensors
+    if kind == "lstm":
+        assert res.initial_grad("c").shape == (2, 3, 4) and res.grad("c", 1).shape == (5, 3, 4)
+    else:
+        with pytest.raises(KeyError, match="no 'c' state"):
+            res.grad("c")
 
 
 def test_bptt_handles_unbatched_input():
@@ -83,15 +85,15 @@ def test_bptt_handles_unbatched_input():
     g = torch.randn(6, 1, 4, dtype=torch.float64)
     one = bptt(model, x[:, 0], g[:, 0])
     batched = bptt(model, x, g)
-    torch.testing.assert_close(one.dx, batched.dx[:, 0])
-    assert one.dh0.shape == (2, 4) and one.dc0.shape == (2, 4)
+    torch.testing.assert_close(one.input_grad, batched.input_grad[:, 0])
+    assert one.initial_grad("h").shape == (2, 4) and one.initial_grad("c").shape == (2, 4)
 
 
 def test_bptt_runs_without_autograd_and_leaves_grads_alone():
     model = make_model("gru", {})
     x = make_input(model)
     res = bptt(model, x, torch.ones(6, 3, 4, dtype=torch.float64))
-    assert not res.dx.requires_grad and all(not g.requires_grad for g in res.params.values())
+    assert not res.input_grad.requires_grad and all(not g.requires_grad for g in res.param_grads.values())
     assert all(p.grad is None for p in model.parameters())
 
 
@@ -114,21 +116,21 @@ def test_backward_step_by_step_equals_the_whole_sequence(kind, kwargs, segment):
         state = model(x[a:b], state)[1]
     carry = None
     dh = [torch.empty(T, B, 4, dtype=torch.float64) for _ in range(2)]
-    dxs, params = [], {n: 0 for n in whole.params}
+    dxs, params = [], {n: 0 for n in whole.param_grads}
     for (a, b), state in reversed(list(zip(zip(bounds[:-1], bounds[1:]), states))):
         part = bptt(model, x[a:b], grad_out[a:b], state, carry)
-        carry = part.dh0 if kind != "lstm" else (part.dh0, part.dc0)
+        carry = part.initial_grad("h") if kind != "lstm" else (part.initial_grad("h"), part.initial_grad("c"))
         for k in range(2):
-            dh[k][a:b] = part.dh[k]
-        dxs.insert(0, part.dx)
-        params = {n: params[n] + g for n, g in part.params.items()}
-    torch.testing.assert_close(torch.cat(dxs), whole.dx, atol=1e-13, rtol=1e-12)
+            dh[k][a:b] = part.grad("h", k)
+        dxs.insert(0, part.input_grad)
+        params = {n: params[n] + g for n, g in part.param_grads.items()}
+    torch.testing.assert_close(torch.cat(dxs), whole.input_grad, atol=1e-13, rtol=1e-12)
     for k in range(2):
-        torch.testing.assert_close(dh[k], whole.dh[k], atol=1e-13, rtol=1e-12)
-    for n, g in whole.params.items():
+        torch.testing.assert_close(dh[k], whole.grad("h", k), atol=1e-13, rtol=1e-12)
+    for n, g in whole.param_grads.items():
         torch.testing.assert_close(params[n], g, atol=1e-12, rtol=1e-11)
     first = carry if kind != "lstm" else carry[0]
-    torch.testing.assert_close(first, whole.dh0, atol=1e-13, rtol=1e-12)
+    torch.testing.assert_close(first, whole.initial_grad("h"), atol=1e-13, rtol=1e-12)
 
 
 def test_linear_srn_matches_the_closed_form():
@@ -145,7 +147,7 @@ def test_linear_srn_matches_the_closed_form():
         powers.append(powers[-1] @ W)
     for t in range(T):
         want = sum(explicit[t + k] @ powers[k] for k in range(T - t))
-        torch.testing.assert_close(res.dh[0][t], want, atol=1e-12, rtol=0)
+        torch.testing.assert_close(res.grad("h", 0)[t], want, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
@@ -161,10 +163,10 @@ def test_record_and_bptt_agree(kind, kwargs, num_layers, batch_first):
     (grad_out,) = torch.autograd.grad(loss_fn(out), out)
     res = bptt(model, x, grad_out)
     for k in range(num_layers):
-        torch.testing.assert_close(res.dh[k], trace.grad("h", k), atol=1e-13, rtol=1e-11)
+        torch.testing.assert_close(res.grad("h", k), trace.grad("h", k), atol=1e-13, rtol=1e-11)
         if kind == "lstm":
-            torch.testing.assert_close(res.dc[k], trace.grad("c", k), atol=1e-13, rtol=1e-11)
-    torch.testing.assert_close(res.dh0, trace.initial_grads["h"], atol=1e-13, rtol=1e-11)
+            torch.testing.assert_close(res.grad("c", k), trace.grad("c", k), atol=1e-13, rtol=1e-11)
+    torch.testing.assert_close(res.initial_grad("h"), trace.initial_grads["h"], atol=1e-13, rtol=1e-11)
 
 
 def test_float32_is_supported_and_close_to_float64():
@@ -173,8 +175,8 @@ def test_float32_is_supported_and_close_to_float64():
     x = make_input(model64)
     g = torch.randn(6, 3, 4, dtype=torch.float64)
     r64, r32 = bptt(model64, x, g), bptt(model32, x.float(), g.float())
-    assert r32.dx.dtype == torch.float32
-    np.testing.assert_allclose(r32.params["weight_hh_l0"].numpy(), r64.params["weight_hh_l0"].numpy(),
+    assert r32.input_grad.dtype == torch.float32
+    np.testing.assert_allclose(r32.param_grads["weight_hh_l0"].numpy(), r64.param_grads["weight_hh_l0"].numpy(),
                                rtol=1e-4, atol=1e-5)
 
 
@@ -187,41 +189,29 @@ def test_bptt_equals_autograd_on_cuda(kind, kwargs, dtype):
     g = torch.randn(10, 3, 4, dtype=dtype, device="cuda")
     tol = REL_TOL if dtype == torch.float64 else 1e-4
     res = bptt(model, x, g)
-    assert res.dx.is_cuda
+    assert res.input_grad.is_cuda
     assert_agree(res, autograd_reference(model, x, g), tol)
 
 
 @pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
 def test_step_jacobians_equal_autograd(kind, kwargs):
     """(JAC-SRN), (JAC-LSTM), (JAC-GRU) against torch.autograd.functional.jacobian of one step."""
-    from gradlab.models.architectures import ARCHITECTURES
-    from gradlab.models.cells import gru_gates, gru_update, lstm_cell, lstm_gates, lstm_hidden, srn_step
-
     model = make_model(kind, kwargs, input_size=3, hidden_size=5)
+    arch = model.architecture
     w_ih, w_hh, b_ih, b_hh = model.layer_parameters(0)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
     state = tuple(0.5 * torch.randn(2, 5, generator=gen, dtype=torch.float64) for _ in model.state_names)
     x_proj = torch.nn.functional.linear(x, w_ih, b_ih)
-    arch = ARCHITECTURES[kind]
-    opts = {"nonlinearity": model.nonlinearity} if kind == "srn" else {}
     with torch.no_grad():
-        tape = arch.forward(x_proj, state, w_hh, b_hh, **opts)
+        tape = arch.forward_sweep(x_proj, state, w_hh, b_hh)
     t = 2
-
-    def step(s):  # s: [S], the state of sample b before step t
-        if kind == "srn":
-            return srn_step(x_proj[t, b], s, w_hh, b_hh, model.nonlinearity)
-        if kind == "gru":
-            _, z, n, _ = gru_gates(x_proj[t, b], s, w_hh, b_hh)
-            return gru_update(z, n, s)
-        h, c = s[:5], s[5:]
-        i, f, g, o = lstm_gates(x_proj[t, b], h, w_hh, b_hh)
-        c_new = lstm_cell(i, f, g, c)
-        return torch.cat((lstm_hidden(c_new, o), c_new))
-
-    J = arch.step_jacobian(tape, t, w_hh.detach())
+    J = list(arch.step_jacobians(tape, w_hh.detach()))[t]
+    tapes = (tape.h,) if len(model.state_names) == 1 else (tape.h, tape.c)
     for b in range(2):
-        s_prev = torch.cat([p[t, b] for p in ((tape.h,) if kind != "lstm" else (tape.h, tape.c))])
+        def step(s):  # s: [S], the state of sample b before step t
+            return torch.cat(arch.step(x_proj[t, b], s.split(5), w_hh, b_hh))
+
+        s_prev = torch.cat([p[t, b] for p in tapes])
         want = torch.autograd.functional.jacobian(step, s_prev)
         torch.testing.assert_close(J[b], want, atol=1e-13, rtol=1e-12)

@@ -78,13 +78,17 @@ def nndl_params(kind, I=3, H=4):
 
 
 @pytest.mark.parametrize("kind,forward", [("srn", nndl_srn_forward), ("lstm", nndl_lstm_forward)])
-def test_nndl_parameters_give_the_books_function(kind, forward):
+def test_nndl_parameters_give_the_books_function_on_the_books_layout(kind, forward):
+    """The book's layers take [B, T, I]: its tensor of shape [2, 7, 3] is 2 sequences of 7 steps.
+    (Run time-major it would be 7 sequences of 2 steps with an output of the same shape.)"""
     p = nndl_params(kind)
     model = gradlab.from_nndl(p, kind)
-    x = randn(2, 6, 3)
+    assert model.batch_first
+    x = randn(2, 7, 3)
     want = forward(p, x)
-    model.batch_first = True
     torch.testing.assert_close(model(x)[0], want, atol=1e-13, rtol=0)
+    time_major = gradlab.from_nndl(p, kind, batch_first=False)
+    torch.testing.assert_close(time_major(x.transpose(0, 1))[0], want.transpose(0, 1), atol=1e-13, rtol=0)
 
 
 @pytest.mark.parametrize("kind", ["srn", "lstm"])
@@ -96,7 +100,7 @@ def test_nndl_round_trips_are_exact(kind):
         assert torch.equal(back[name], p[name]), name
     # gradlab → NNDL → gradlab: the same function (the two torch biases are summed into one)
     model = make_model(kind, {}, input_size=3, hidden_size=4)
-    again = gradlab.from_nndl(gradlab.to_nndl(model), kind)
+    again = gradlab.from_nndl(gradlab.to_nndl(model), kind, batch_first=False)
     x = randn(5, 2, 3)
     torch.testing.assert_close(again(x)[0], model(x)[0], atol=1e-14, rtol=0)
 

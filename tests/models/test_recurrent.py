@@ -63,7 +63,7 @@ def test_unbatched_input_matches_batched(kind, kwargs):
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_round_trip_through_torch_is_exact(kind, kwargs, batch_first):
     model = make_model(kind, kwargs, num_layers=2, batch_first=batch_first, dtype=torch.float32)
-    module = model.to_torch()
+    module = gradlab.to_torch(model)
     assert isinstance(module, TORCH_CLASSES[kind])
     assert module.batch_first == batch_first and module.num_layers == 2
     back = gradlab.from_torch(module)
@@ -104,7 +104,7 @@ def test_converting_preserves_dtype_and_training_mode():
     module = nn.LSTM(3, 4).double().eval()
     model = gradlab.from_torch(module)
     assert not model.training and next(model.parameters()).dtype == torch.float64
-    assert not model.to_torch().training
+    assert not gradlab.to_torch(model).training
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -124,7 +124,7 @@ def test_from_torch_warns_about_dropout():
 
 def test_linear_srn_has_no_torch_equivalent():
     with pytest.raises(ValueError, match="linear"):
-        gradlab.SRN(3, 4, nonlinearity="linear").to_torch()
+        gradlab.to_torch(gradlab.SRN(3, 4, nonlinearity="linear"))
 
 
 @pytest.mark.parametrize("kwargs,match", [

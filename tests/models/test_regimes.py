@@ -28,7 +28,7 @@ def test_forget_bias_sets_the_total_forget_gate_bias():
     model = initialise(gradlab.LSTM(3, 4), forget_bias=2.5)
     total = (model.bias_ih_l0 + model.bias_hh_l0).detach()
     assert torch.all(total[4:8] == 2.5)
-    with pytest.raises(ValueError, match="LSTM only"):
+    with pytest.raises(ValueError, match=r"forget gate \(LSTM\)"):
         initialise(gradlab.GRU(3, 4), forget_bias=1.0)
 
 

@@ -95,7 +95,7 @@ def test_other_seeds_lengths_and_sizes(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--book", "--seed", "1"], "--book"),
     (["--lengths", "2,5"], "lengths >= 3"),
-    (["--copies", "3,1"], "three counts"),
+    (["--copies", "3,1"], "3 counts"),
 ])
 def test_data_flags_are_checked(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exc:  # argparse exits itself; a UsageError returns 2

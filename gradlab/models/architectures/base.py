@@ -1,30 +1,80 @@
-"""What every architecture's forward tape and backward sweep hand to the BPTT driver."""
+"""What every architecture owns, and what it hands to the engine.
+
+An :class:`Architecture` is one recurrence written once (equations in docs/models.md and
+docs/derivations.md): its step as plain math, the forward sweep that keeps what the backward pass
+needs (its *tape*), the backward sweep over time, its local derivatives and its one-step Jacobian.
+The time loop with hook points (``gradlab.models.recurrent``), the engine, theory and the tests
+all call these methods, so no formula lives anywhere else.
+
+Row-vector convention as in torch: ``x_t: [B, I]``, ``h: [B, H]``, weights ``[G·H, in]`` with
+G = ``len(gates)``. The input projection ``x_proj = x W_ihᵀ + b_ih`` does not depend on the
+recurrence, so callers compute it for all steps in one matrix product.
+
+Words used throughout: ``grad_final`` is the gradient arriving at the last step's state from
+beyond the sequence (∂L/∂h_n, ∂L/∂c_n); ``grad_initial`` the gradient a sweep leaves on the
+initial state; the *carry* is the adjoint passed from step t+1 back to step t inside a sweep.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, ClassVar, Iterator, Optional, Protocol
 
 import torch
 
+#: A hook on a state as soon as the step forms it: (state name, tensor) → the tensor to use.
+StateHook = Callable[[str, torch.Tensor], torch.Tensor]
+
+
+def no_hook(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+class Tape(Protocol):
+    """What a forward sweep keeps of one layer; ``h`` is [T+1, B, H] with h[0] the initial state."""
+
+    h: torch.Tensor
+
+    @property
+    def final(self) -> tuple[torch.Tensor, ...]:
+        """The state after the last step, one [B, H] tensor per state name."""
+
+
+class CarryScale(Protocol):
+    """How a backward sweep adds the explicit gradient to the carry and keeps the carry in range.
+
+    The engine supplies a plain implementation (values as they are) and a log-domain one (a
+    unit-size carry with a separate float64 log scale); the sweeps are written once for both.
+    ``explicit``: [T, B, H], the explicit gradients in the form the sweep works in.
+    """
+
+    explicit: torch.Tensor
+
+    def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        """Write the total δh_t = ∂⁺L/∂h_t + carry into ``out``; rescale ``others`` alike."""
+
+    def renormalize(self, *carries: torch.Tensor) -> None:
+        """Bring the carries back into range (the plain scale does nothing)."""
+
 
 @dataclass
-class LayerGrads:
+class SweepGrads:
     """The backward sweep of one layer (time-major, T steps).
 
-    dh:      [T, B, H]  total ∂L/∂h_t
-    dc:      [T, B, H]  total ∂L/∂c_t (LSTM), else None
-    dx_proj: [T, B, G·H] ∂L/∂(x_t W_ihᵀ + b_ih), the gradient on the input projection
-    dh_proj: [T, B, G·H] ∂L/∂(h_{t−1} W_hhᵀ + b_hh), the gradient on the recurrent projection
-             (the same tensor as dx_proj except for the GRU, whose reset gate sits in between)
-    carry:   the gradient on the initial state, (∂L/∂h_0,) or (∂L/∂h_0, ∂L/∂c_0), each [B, H]
+    dh:           [T, B, H]   total ∂L/∂h_t
+    dc:           [T, B, H]   total ∂L/∂c_t (architectures with a cell state), else None
+    dx_proj:      [T, B, G·H] ∂L/∂(x_t W_ihᵀ + b_ih), the gradient on the input projection
+    dh_proj:      [T, B, G·H] ∂L/∂(h_{t−1} W_hhᵀ + b_hh), the gradient on the recurrent projection
+                  (the same tensor as dx_proj unless a gate sits between the two, as in the GRU)
+    grad_initial: the gradient on the initial state, one [B, H] tensor per state name
     """
 
     dh: torch.Tensor
     dc: Optional[torch.Tensor]
     dx_proj: torch.Tensor
     dh_proj: torch.Tensor
-    carry: tuple[torch.Tensor, ...]
+    grad_initial: tuple[torch.Tensor, ...]
 
 
 def stack_states(first: torch.Tensor, T: int) -> torch.Tensor:
@@ -32,3 +82,68 @@ def stack_states(first: torch.Tensor, T: int) -> torch.Tensor:
     buf = first.new_empty((T + 1,) + tuple(first.shape))
     buf[0] = first
     return buf
+
+
+def diag_times(v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """diag(v) M for a batch: v [B, H], M [H, K] → [B, H, K]."""
+    return v.unsqueeze(-1) * m
+
+
+class Architecture(ABC):
+    """One recurrent architecture. Subclasses set the class attributes and implement the methods.
+
+    name: the registry key ("lstm"); label: how figures and tables name it ("LSTM");
+    gates: torch's gate order, one letter per H-row block of the weights;
+    state_names: ("h",) or ("h", "c"); the first is always the hidden state that feeds the output.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    gates: ClassVar[tuple[str, ...]]
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+    #: True when b_hh only ever adds to b_ih (a single-bias layout loses nothing); False for the
+    #: GRU, whose b_hn sits inside the reset gate's product.
+    bias_hh_is_redundant: ClassVar[bool] = True
+    #: The gate block of the forget gate, for architectures that have one (LSTM), else None.
+    forget_gate: ClassVar[Optional[int]] = None
+
+    @property
+    def gate_count(self) -> int:
+        return len(self.gates)
+
+    @property
+    def derivative_bound(self) -> Optional[float]:
+        """sup |φ′| of the state nonlinearity where a Pascanu–Mikolov–Bengio bound applies (γ), else None."""
+        return None
+
+    def options(self) -> dict:
+        """The constructor options that make this architecture (e.g. the SRN's nonlinearity)."""
+        return {}
+
+    @abstractmethod
+    def step(self, x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
+             bias_hh: Optional[torch.Tensor], hook: StateHook = no_hook) -> tuple[torch.Tensor, ...]:
+        """One differentiable step. x_proj: [B, G·H]; state: one [B, H] per state name.
+
+        ``hook(name, tensor)`` sees every state as soon as it is formed and returns the tensor the
+        step goes on with. Returns the new state in ``state_names`` order.
+        """
+
+    @abstractmethod
+    def forward_sweep(self, x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
+                      bias_hh: Optional[torch.Tensor]) -> Tape:
+        """All T steps of one layer under no_grad, into preallocated buffers. x_proj: [T, B, G·H]."""
+
+    @abstractmethod
+    def backward_sweep(self, tape: Tape, scale: CarryScale, grad_final: tuple[torch.Tensor, ...],
+                       weight_hh: torch.Tensor) -> SweepGrads:
+        """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0."""
+
+    @abstractmethod
+    def step_jacobians(self, tape: Tape, weight_hh: torch.Tensor) -> Iterator[torch.Tensor]:
+        """For t = 0 … T−1, the Jacobian of the state after step t with respect to the state before
+        it, [B, S, S] with S = len(state_names)·H (blocks in ``state_names`` order)."""
+
+    def forget_gates(self, tape: Tape) -> Optional[torch.Tensor]:
+        """[T, B, H] the forget gates along the tape, for architectures that have them."""
+        return None

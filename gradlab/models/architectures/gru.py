@@ -1,15 +1,51 @@
-"""GRU: the forward tape and the backward recurrences (docs/derivations.md, eqs. GRU-back-*)."""
+"""The gated recurrent unit in torch's form (the reset gate applied after the recurrent product):
+eqs. (GRU-gates), (GRU-update), the backward recurrences (GRU-back-*) and the one-step Jacobian
+(JAC-GRU), docs/derivations.md. Gate order r, z, n."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 
-from gradlab.models.architectures.base import LayerGrads, stack_states
-from gradlab.engine.logscale import LogScale, PlainScale
-from gradlab.models.cells import gru_gates, gru_update
+from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
+                                               no_hook, stack_states)
+
+
+def gru_gates(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh: Optional[torch.Tensor],
+              out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (GRU-gates): r = σ(x_r + h W_hrᵀ + b_hr), z = σ(x_z + h W_hzᵀ + b_hz),
+    n = tanh(x_n + r ⊙ m) with m = h W_hnᵀ + b_hn.
+
+    x_proj: [B, 3H] (= x_t W_ihᵀ + b_ih, gate order r, z, n); h: [B, H]; weight_hh: [3H, H];
+    out: optional [B, 4H] receiving (r, z, n, m) in place. Returns (r, z, n, m), each [B, H].
+    """
+    xr, xz, xn = x_proj.chunk(3, dim=-1)
+    if out is None:
+        hr, hz, m = F.linear(h, weight_hh, bias_hh).chunk(3, dim=-1)
+        r = torch.sigmoid(xr + hr)
+        return r, torch.sigmoid(xz + hz), torch.tanh(xn + r * m), m
+    H = h.shape[-1]
+    r, z, n, m = out.chunk(4, dim=-1)
+    y = out[:, : 3 * H]
+    if bias_hh is None:
+        torch.mm(h, weight_hh.T, out=y)
+    else:
+        torch.addmm(bias_hh, h, weight_hh.T, out=y)
+    m.copy_(n)  # y's n block is m; n's slot is overwritten next
+    rz = out[:, : 2 * H]
+    torch.sigmoid(rz.add_(x_proj[:, : 2 * H]), out=rz)
+    torch.addcmul(xn, r, m, out=n).tanh_()
+    return r, z, n, m
+
+
+def gru_update(z: torch.Tensor, n: torch.Tensor, h: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Eq. (GRU-update): h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}. All [B, H]."""
+    if out is None:
+        return (1 - z) * n + z * h
+    return torch.sub(h, n, out=out).mul_(z).add_(n)
 
 
 @dataclass
@@ -22,62 +58,80 @@ class GRUTape:
         return (self.h[-1],)
 
 
-def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
-            bias_hh: Optional[torch.Tensor]) -> GRUTape:
-    """Eqs. (GRU-gates, -update) for all steps, keeping h_t, r, z, n and m.
+@dataclass
+class GRUDerivatives:
+    """The local derivatives of one step, for every step (each [T, B, H]):
 
-    x_proj: [T, B, 3H]; state: (h_0 [B, H],).
+    n: ∂h_t/∂a^n = (1 − z)(1 − n²);  z: ∂h_t/∂a^z = (h_{t−1} − n) z(1 − z);
+    r: ∂a^n/∂a^r = m ⊙ r(1 − r);  reset: r;  keep: ∂h_t/∂h_{t−1} along the update path = z
     """
-    T, B, H3 = x_proj.shape
-    h = stack_states(state[0], T)
-    gates = x_proj.new_empty(T, B, 4 * H3 // 3)
-    for t in range(T):
-        _, z, n, _ = gru_gates(x_proj[t], h[t], weight_hh, bias_hh, out=gates[t])
-        gru_update(z, n, h[t], out=h[t + 1])
-    return GRUTape(h, gates)
+
+    n: torch.Tensor
+    z: torch.Tensor
+    r: torch.Tensor
+    reset: torch.Tensor
+    keep: torch.Tensor
 
 
-def backward(tape: GRUTape, scale: Union[PlainScale, LogScale], carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor) -> LayerGrads:
-    """The GRU's backward recurrences, with ∂L/∂h beyond the last step from ``carry``:
+class GRUArchitecture(Architecture):
+    name = "gru"
+    label = "GRU"
+    gates = ("r", "z", "n")
+    bias_hh_is_redundant = False
 
-    (GRU-back-h)  δh_t = ∂⁺L/∂h_t + δy_{t+1} W_hh + δh_{t+1} ⊙ z_{t+1}
-    (GRU-back-a)  δa_n = δh_t ⊙ (1 − z)(1 − n²),  δa_z = δh_t ⊙ (h_{t−1} − n) z(1 − z),
-                  δa_r = δa_n ⊙ m ⊙ r(1 − r)
-    δx_t = [δa_r, δa_z, δa_n] is the gradient on the input projection, δy_t = [δa_r, δa_z, δa_n ⊙ r]
-    the gradient on the recurrent projection y = h_{t−1} W_hhᵀ + b_hh.
-    carry: (∂L/∂h arriving from beyond the last step,) [B, H].
-    ``scale`` supplies the explicit gradients and the arithmetic of the carry: PlainScale adds them as
-    they are; LogScale runs the sweep in the log domain (eq. LOG-carry), where ``carry`` is unit-size
-    and every stored row is on the scale ``scale.steps[t]``.
-    """
-    explicit = scale.explicit
-    T, B, H = explicit.shape
-    r, z, n, m = tape.gates.view(T, B, 4, H).unbind(2)
-    A_n = (1 - z) * (1 - n * n)
-    A_z = (tape.h[:-1] - n) * z * (1 - z)
-    A_r = m * r * (1 - r)
-    dh = torch.empty_like(explicit)
-    dx = explicit.new_empty(T, B, 3, H)
-    dy = explicit.new_empty(T, B, 3, H)
-    back = carry[0].clone()
-    for t in range(T - 1, -1, -1):
-        scale.enter(t, back, (), out=dh[t])
-        torch.mul(dh[t], A_n[t], out=dx[t, :, 2])
-        torch.mul(dh[t], A_z[t], out=dx[t, :, 1])
-        torch.mul(dx[t, :, 2], A_r[t], out=dx[t, :, 0])
-        dy[t, :, :2] = dx[t, :, :2]
-        torch.mul(dx[t, :, 2], r[t], out=dy[t, :, 2])
-        torch.mm(dy[t].view(B, 3 * H), weight_hh, out=back)
-        back.addcmul_(dh[t], z[t])
-        scale.renormalize(back)
-    return LayerGrads(dh, None, dx.view(T, B, 3 * H), dy.view(T, B, 3 * H), (back,))
+    def step(self, x_proj, state, weight_hh, bias_hh, hook: StateHook = no_hook):
+        h = state[0]
+        _, z, n, _ = gru_gates(x_proj, h, weight_hh, bias_hh)
+        return (hook("h", gru_update(z, n, h)),)
 
+    def forward_sweep(self, x_proj, state, weight_hh, bias_hh) -> GRUTape:
+        """All steps, keeping h_t, r, z, n and m. x_proj: [T, B, 3H]; state: (h_0 [B, H],)."""
+        T, B, H3 = x_proj.shape
+        h = stack_states(state[0], T)
+        gates = x_proj.new_empty(T, B, 4 * H3 // 3)
+        for t in range(T):
+            _, z, n, _ = gru_gates(x_proj[t], h[t], weight_hh, bias_hh, out=gates[t])
+            gru_update(z, n, h[t], out=h[t + 1])
+        return GRUTape(h, gates)
 
-def step_jacobian(tape: GRUTape, t: int, weight_hh: torch.Tensor) -> torch.Tensor:
-    """Eq. (JAC-GRU): ∂h_t/∂h_{t−1} for step t (0-based). Returns [B, H, H]."""
-    r, z, n, m = tape.gates[t].chunk(4, dim=-1)
-    W_r, W_z, W_n = weight_hh.chunk(3)
-    col = lambda v: v.unsqueeze(-1)  # noqa: E731  diag(v) M == v[:, None] * M
-    dn = col((1 - z) * (1 - n * n)) * (col(r) * W_n + col(m * r * (1 - r)) * W_r)
-    return torch.diag_embed(z) + col((tape.h[t] - n) * z * (1 - z)) * W_z + dn
+    def local_derivatives(self, tape: GRUTape) -> GRUDerivatives:
+        T, B, H4 = tape.gates.shape
+        r, z, n, m = tape.gates.view(T, B, 4, H4 // 4).unbind(2)
+        return GRUDerivatives(n=(1 - z) * (1 - n * n), z=(tape.h[:-1] - n) * z * (1 - z), r=m * r * (1 - r),
+                              reset=r, keep=z)
+
+    def backward_sweep(self, tape: GRUTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
+        """The backward recurrences, from ``grad_final`` = (∂L/∂h_n,):
+
+        (GRU-back-h)  δh_t = ∂⁺L/∂h_t + δy_{t+1} W_hh + δh_{t+1} ⊙ z_{t+1}
+        (GRU-back-a)  δa_n = δh_t ⊙ ∂h/∂a^n,  δa_z = δh_t ⊙ ∂h/∂a^z,  δa_r = δa_n ⊙ ∂a^n/∂a^r
+        δx_t = [δa_r, δa_z, δa_n] is the gradient on the input projection, δy_t = [δa_r, δa_z, δa_n ⊙ r]
+        the gradient on the recurrent projection y = h_{t−1} W_hhᵀ + b_hh.
+        """
+        explicit = scale.explicit
+        T, B, H = explicit.shape
+        d = self.local_derivatives(tape)
+        dh = torch.empty_like(explicit)
+        dx = explicit.new_empty(T, B, 3, H)
+        dy = explicit.new_empty(T, B, 3, H)
+        carry = grad_final[0].clone()
+        for t in range(T - 1, -1, -1):
+            scale.enter(t, carry, (), out=dh[t])
+            torch.mul(dh[t], d.n[t], out=dx[t, :, 2])
+            torch.mul(dh[t], d.z[t], out=dx[t, :, 1])
+            torch.mul(dx[t, :, 2], d.r[t], out=dx[t, :, 0])
+            dy[t, :, :2] = dx[t, :, :2]
+            torch.mul(dx[t, :, 2], d.reset[t], out=dy[t, :, 2])
+            torch.mm(dy[t].view(B, 3 * H), weight_hh, out=carry)
+            carry.addcmul_(dh[t], d.keep[t])
+            scale.renormalize(carry)
+        return SweepGrads(dh, None, dx.view(T, B, 3 * H), dy.view(T, B, 3 * H), (carry,))
+
+    def step_jacobians(self, tape: GRUTape, weight_hh) -> Iterator[torch.Tensor]:
+        """Eq. (JAC-GRU): ∂h_t/∂h_{t−1} = diag(z) + diag(∂h/∂a^z) W_z
+        + diag(∂h/∂a^n)(diag(r) W_n + diag(∂a^n/∂a^r) W_r). Each [B, H, H]."""
+        d = self.local_derivatives(tape)
+        W_r, W_z, W_n = weight_hh.chunk(3)
+        for t in range(d.n.shape[0]):
+            dn = diag_times(d.n[t], diag_times(d.reset[t], W_n) + diag_times(d.r[t], W_r))
+            yield torch.diag_embed(d.keep[t]) + diag_times(d.z[t], W_z) + dn

@@ -1,15 +1,50 @@
-"""LSTM: the forward tape and the backward recurrences (docs/derivations.md, eqs. LSTM-back-*)."""
+"""Long short-term memory: eqs. (LSTM-gates), (LSTM-cell), (LSTM-hidden), the backward recurrences
+(LSTM-back-*) and the one-step Jacobian (JAC-LSTM), docs/derivations.md. Gate order i, f, g, o."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 
-from gradlab.models.architectures.base import LayerGrads, stack_states
-from gradlab.engine.logscale import LogScale, PlainScale
-from gradlab.models.cells import lstm_cell, lstm_gates, lstm_hidden
+from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
+                                               no_hook, stack_states)
+
+
+def lstm_gates(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh: Optional[torch.Tensor],
+               out: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (LSTM-gates): z = x_proj + h_{t−1} W_hhᵀ + b_hh split as (i, f, g, o);
+    i, f, o = σ(·), g = tanh(·).
+
+    x_proj: [B, 4H]; h: [B, H]; weight_hh: [4H, H]; out: optional [B, 4H] receiving the gates
+    (in place; the caller has then added b_hh to x_proj). Returns (i, f, g, o), each [B, H].
+    """
+    if out is None:
+        zi, zf, zg, zo = (x_proj + F.linear(h, weight_hh, bias_hh)).chunk(4, dim=-1)
+        return torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
+    torch.addmm(x_proj, h, weight_hh.T, out=out)
+    i, f, g, o = out.chunk(4, dim=-1)
+    torch.sigmoid(out[:, : 2 * h.shape[-1]], out=out[:, : 2 * h.shape[-1]])
+    g.tanh_()
+    o.sigmoid_()
+    return i, f, g, o
+
+
+def lstm_cell(i: torch.Tensor, f: torch.Tensor, g: torch.Tensor, c: torch.Tensor,
+              out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Eq. (LSTM-cell): c_t = f ⊙ c_{t−1} + i ⊙ g. All [B, H]."""
+    if out is None:
+        return f * c + i * g
+    return torch.mul(f, c, out=out).addcmul_(i, g)
+
+
+def lstm_hidden(c: torch.Tensor, o: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Eq. (LSTM-hidden): h_t = o ⊙ tanh(c_t). c, o: [B, H]; returns [B, H]."""
+    if out is None:
+        return o * torch.tanh(c)
+    return torch.tanh(c, out=out).mul_(o)
 
 
 @dataclass
@@ -23,71 +58,92 @@ class LSTMTape:
         return self.h[-1], self.c[-1]
 
 
-def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
-            bias_hh: Optional[torch.Tensor]) -> LSTMTape:
-    """Eqs. (LSTM-gates, -cell, -hidden) for all steps, keeping h_t, c_t and the gates.
+@dataclass
+class LSTMDerivatives:
+    """The local derivatives of one step, for every step (each [T, B, H] unless said):
 
-    x_proj: [T, B, 4H]; state: (h_0, c_0), each [B, H].
+    ifg: [T, B, 3, H] ∂c_t/∂z^{i,f,g} = (g ⊙ i(1−i), c_{t−1} ⊙ f(1−f), i ⊙ (1−g²))
+    o:   ∂h_t/∂z^o = tanh c_t ⊙ o(1−o)
+    c:   ∂h_t/∂c_t = o ⊙ (1 − tanh² c_t)
+    f:   ∂c_t/∂c_{t−1} = f
     """
-    T = x_proj.shape[0]
-    h, c = stack_states(state[0], T), stack_states(state[1], T)
-    gates = torch.empty_like(x_proj)
-    x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
-    for t in range(T):
-        i, f, g, o = lstm_gates(x_proj[t], h[t], weight_hh, None, out=gates[t])
-        lstm_cell(i, f, g, c[t], out=c[t + 1])
-        lstm_hidden(c[t + 1], o, out=h[t + 1])
-    return LSTMTape(h, c, gates)
+
+    ifg: torch.Tensor
+    o: torch.Tensor
+    c: torch.Tensor
+    f: torch.Tensor
 
 
-def backward(tape: LSTMTape, scale: Union[PlainScale, LogScale], carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor) -> LayerGrads:
-    """The LSTM's backward recurrences, with (∂L/∂h, ∂L/∂c) beyond the last step from ``carry``:
+class LSTMArchitecture(Architecture):
+    name = "lstm"
+    label = "LSTM"
+    gates = ("i", "f", "g", "o")
+    state_names = ("h", "c")
+    forget_gate = 1
 
-    (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
-    (LSTM-back-c)  δc_t = δh_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1}
-    (LSTM-back-z)  δz_t = [δc_t ⊙ g ⊙ i(1−i), δc_t ⊙ c_{t−1} ⊙ f(1−f), δc_t ⊙ i ⊙ (1−g²),
-                          δh_t ⊙ tanh c_t ⊙ o(1−o)]
-    The factors that do not depend on the recurrence are formed for all steps before the loop;
-    the loop itself writes into preallocated buffers.
-    carry: (∂L/∂h, ∂L/∂c) arriving from beyond the last step, each [B, H].
-    ``scale`` supplies the explicit gradients and the arithmetic of the carry: PlainScale adds them as
-    they are; LogScale runs the sweep in the log domain (eq. LOG-carry), where ``carry`` is unit-size
-    and every stored row is on the scale ``scale.steps[t]``.
-    """
-    explicit = scale.explicit
-    T, B, H = explicit.shape
-    i, f, g, o = tape.gates.view(T, B, 4, H).unbind(2)
-    c_prev, tanh_c = tape.c[:-1], torch.tanh(tape.c[1:])
-    # δz_{i,f,g} = δc ⊙ A and δz_o = δh ⊙ A_o; δc gains δh ⊙ A_c within the step
-    A = torch.stack((g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g)), dim=2)  # [T, B, 3, H]
-    A_o = tanh_c * o * (1 - o)
-    A_c = o * (1 - tanh_c * tanh_c)
-    dh, dc = torch.empty_like(explicit), torch.empty_like(explicit)
-    dz = explicit.new_empty(T, B, 4, H)
-    back_h, back_c = carry[0].clone(), carry[1].clone()
-    for t in range(T - 1, -1, -1):
-        scale.enter(t, back_h, (back_c,), out=dh[t])
-        torch.addcmul(back_c, dh[t], A_c[t], out=dc[t])
-        torch.mul(dc[t].unsqueeze(1), A[t], out=dz[t, :, :3])
-        torch.mul(dh[t], A_o[t], out=dz[t, :, 3])
-        torch.mm(dz[t].view(B, 4 * H), weight_hh, out=back_h)
-        torch.mul(dc[t], f[t], out=back_c)
-        scale.renormalize(back_h, back_c)
-    dz = dz.view(T, B, 4 * H)
-    return LayerGrads(dh, dc, dz, dz, (back_h, back_c))
+    def step(self, x_proj, state, weight_hh, bias_hh, hook: StateHook = no_hook):
+        h, c = state
+        i, f, g, o = lstm_gates(x_proj, h, weight_hh, bias_hh)
+        c = hook("c", lstm_cell(i, f, g, c))  # c_t before h_t = o ⊙ tanh(c_t) reads it
+        return hook("h", lstm_hidden(c, o)), c
 
+    def forward_sweep(self, x_proj, state, weight_hh, bias_hh) -> LSTMTape:
+        """All steps, keeping h_t, c_t and the gates. x_proj: [T, B, 4H]; state: (h_0, c_0), each [B, H]."""
+        T = x_proj.shape[0]
+        h, c = stack_states(state[0], T), stack_states(state[1], T)
+        gates = torch.empty_like(x_proj)
+        x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
+        for t in range(T):
+            i, f, g, o = lstm_gates(x_proj[t], h[t], weight_hh, None, out=gates[t])
+            lstm_cell(i, f, g, c[t], out=c[t + 1])
+            lstm_hidden(c[t + 1], o, out=h[t + 1])
+        return LSTMTape(h, c, gates)
 
-def step_jacobian(tape: LSTMTape, t: int, weight_hh: torch.Tensor) -> torch.Tensor:
-    """Eq. (JAC-LSTM): the Jacobian of (h_t, c_t) with respect to (h_{t−1}, c_{t−1}) for step t
-    (0-based), as the block matrix [[∂h/∂h, ∂h/∂c], [∂c/∂h, ∂c/∂c]]. Returns [B, 2H, 2H]."""
-    i, f, g, o = tape.gates[t].chunk(4, dim=-1)
-    c_prev, tanh_c = tape.c[t], torch.tanh(tape.c[t + 1])
-    W_i, W_f, W_g, W_o = weight_hh.chunk(4)
-    col = lambda v: v.unsqueeze(-1)  # noqa: E731  diag(v) M == v[:, None] * M
-    dc_dh = col(g * i * (1 - i)) * W_i + col(c_prev * f * (1 - f)) * W_f + col(i * (1 - g * g)) * W_g
-    k = o * (1 - tanh_c * tanh_c)
-    dh_dh = col(tanh_c * o * (1 - o)) * W_o + col(k) * dc_dh
-    top = torch.cat((dh_dh, torch.diag_embed(k * f)), dim=-1)
-    bottom = torch.cat((dc_dh, torch.diag_embed(f)), dim=-1)
-    return torch.cat((top, bottom), dim=-2)
+    def local_derivatives(self, tape: LSTMTape) -> LSTMDerivatives:
+        T, B, H4 = tape.gates.shape
+        i, f, g, o = tape.gates.view(T, B, 4, H4 // 4).unbind(2)
+        tanh_c = torch.tanh(tape.c[1:])
+        ifg = torch.stack((g * i * (1 - i), tape.c[:-1] * f * (1 - f), i * (1 - g * g)), dim=2)
+        return LSTMDerivatives(ifg=ifg, o=tanh_c * o * (1 - o), c=o * (1 - tanh_c * tanh_c), f=f)
+
+    def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
+        """The backward recurrences, from ``grad_final`` = (∂L/∂h_n, ∂L/∂c_n):
+
+        (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
+        (LSTM-back-c)  δc_t = δh_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1}
+        (LSTM-back-z)  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o]
+        The local derivatives are formed for all steps before the loop; the loop writes into
+        preallocated buffers.
+        """
+        explicit = scale.explicit
+        T, B, H = explicit.shape
+        d = self.local_derivatives(tape)
+        dh, dc = torch.empty_like(explicit), torch.empty_like(explicit)
+        dz = explicit.new_empty(T, B, 4, H)
+        carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
+        for t in range(T - 1, -1, -1):
+            scale.enter(t, carry_h, (carry_c,), out=dh[t])
+            torch.addcmul(carry_c, dh[t], d.c[t], out=dc[t])
+            torch.mul(dc[t].unsqueeze(1), d.ifg[t], out=dz[t, :, :3])
+            torch.mul(dh[t], d.o[t], out=dz[t, :, 3])
+            torch.mm(dz[t].view(B, 4 * H), weight_hh, out=carry_h)
+            torch.mul(dc[t], d.f[t], out=carry_c)
+            scale.renormalize(carry_h, carry_c)
+        dz = dz.view(T, B, 4 * H)
+        return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
+
+    def step_jacobians(self, tape: LSTMTape, weight_hh) -> Iterator[torch.Tensor]:
+        """Eq. (JAC-LSTM): [[∂h_t/∂h_{t−1}, ∂h_t/∂c_{t−1}], [∂c_t/∂h_{t−1}, ∂c_t/∂c_{t−1}]], each [B, 2H, 2H]."""
+        d = self.local_derivatives(tape)
+        W_i, W_f, W_g, W_o = weight_hh.chunk(4)
+        for t in range(d.f.shape[0]):
+            a = d.ifg[t]
+            dc_dh = diag_times(a[:, 0], W_i) + diag_times(a[:, 1], W_f) + diag_times(a[:, 2], W_g)
+            dh_dh = diag_times(d.o[t], W_o) + diag_times(d.c[t], dc_dh)
+            top = torch.cat((dh_dh, torch.diag_embed(d.c[t] * d.f[t])), dim=-1)
+            bottom = torch.cat((dc_dh, torch.diag_embed(d.f[t])), dim=-1)
+            yield torch.cat((top, bottom), dim=-2)
+
+    def forget_gates(self, tape: LSTMTape) -> torch.Tensor:
+        H = tape.h.shape[-1]
+        return tape.gates[..., self.forget_gate * H:(self.forget_gate + 1) * H]

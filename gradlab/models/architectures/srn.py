@@ -1,60 +1,107 @@
-"""SRN: the forward tape and the backward recurrence (docs/derivations.md, eq. SRN-back)."""
+"""The simple recurrent network (Elman): eq. (SRN), its backward recurrence (SRN-back) and its
+one-step Jacobian (JAC-SRN), docs/derivations.md."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 
-from gradlab.models.architectures.base import LayerGrads, stack_states
-from gradlab.engine.logscale import LogScale, PlainScale
-from gradlab.models.cells import ACTIVATION_DERIVATIVES, srn_step
+from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
+                                               no_hook, stack_states)
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "linear": lambda a: a,
+}
+_ACTIVATIONS_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.Tensor.tanh_,
+    "relu": torch.Tensor.relu_,
+    "linear": lambda a: a,
+}
+#: φ′(a) written through φ's output y = φ(a), as the backward pass needs it (eq. SRN-back).
+ACTIVATION_DERIVATIVES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda y: 1 - y * y,
+    "relu": lambda y: (y > 0).to(y.dtype),
+    "linear": lambda y: torch.ones_like(y),
+}
+#: sup |φ′| per nonlinearity, the γ of the Pascanu–Mikolov–Bengio bound.
+DERIVATIVE_BOUNDS = {"tanh": 1.0, "relu": 1.0, "linear": 1.0}
+NONLINEARITIES = tuple(ACTIVATIONS)
+
+
+def srn_step(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh: Optional[torch.Tensor],
+             nonlinearity: str, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Eq. (SRN): h_t = φ(x_proj + h_{t−1} W_hhᵀ + b_hh).
+
+    x_proj: [B, H]; h: [B, H]; weight_hh: [H, H]; returns h_t: [B, H]. Without ``out`` the step is
+    functional and differentiable; with ``out`` it writes in place (the caller has already added
+    b_hh to x_proj, and passes ``bias_hh=None``).
+    """
+    if out is None:
+        return ACTIVATIONS[nonlinearity](x_proj + F.linear(h, weight_hh, bias_hh))
+    torch.addmm(x_proj, h, weight_hh.T, out=out)
+    return _ACTIVATIONS_INPLACE[nonlinearity](out)
 
 
 @dataclass
 class SRNTape:
     h: torch.Tensor  # [T+1, B, H], h[0] = h_0
-    dphi: torch.Tensor  # [T, B, H], φ′(a_t)
+    dphi: torch.Tensor  # [T, B, H], φ′(a_t): the SRN's only local derivative
 
     @property
     def final(self) -> tuple[torch.Tensor, ...]:
         return (self.h[-1],)
 
 
-def forward(x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
-            bias_hh: Optional[torch.Tensor], nonlinearity: str) -> SRNTape:
-    """Eq. (SRN) for all steps, keeping h_t. x_proj: [T, B, H]; state: (h_0 [B, H],)."""
-    T = x_proj.shape[0]
-    h = stack_states(state[0], T)
-    x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
-    for t in range(T):
-        srn_step(x_proj[t], h[t], weight_hh, None, nonlinearity, out=h[t + 1])
-    return SRNTape(h, ACTIVATION_DERIVATIVES[nonlinearity](h[1:]))
+class SRNArchitecture(Architecture):
+    name = "srn"
+    label = "SRN"
+    gates = ("h",)
 
+    def __init__(self, nonlinearity: str = "tanh") -> None:
+        if nonlinearity not in ACTIVATIONS:
+            raise ValueError(f"nonlinearity must be one of {', '.join(NONLINEARITIES)}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
 
-def backward(tape: SRNTape, scale: Union[PlainScale, LogScale], carry: tuple[torch.Tensor, ...],
-             weight_hh: torch.Tensor) -> LayerGrads:
-    """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ_T from ``carry``.
+    @property
+    def derivative_bound(self) -> float:
+        return DERIVATIVE_BOUNDS[self.nonlinearity]
 
-    carry: (∂L/∂h_{T−1} from beyond the sequence,) [B, H].
-    ``scale`` supplies the explicit gradients and the arithmetic of the carry: PlainScale adds them as
-    they are; LogScale runs the sweep in the log domain (eq. LOG-carry), where ``carry`` is unit-size
-    and every stored row is on the scale ``scale.steps[t]``.
-    """
-    explicit = scale.explicit
-    T = explicit.shape[0]
-    dh = torch.empty_like(explicit)
-    da = torch.empty_like(explicit)  # ∂L/∂a_t, a_t the pre-activation
-    back = carry[0].clone()
-    for t in range(T - 1, -1, -1):
-        scale.enter(t, back, (), out=dh[t])
-        torch.mul(dh[t], tape.dphi[t], out=da[t])
-        torch.mm(da[t], weight_hh, out=back)
-        scale.renormalize(back)
-    return LayerGrads(dh, None, da, da, (back,))
+    def options(self) -> dict:
+        return {"nonlinearity": self.nonlinearity}
 
+    def step(self, x_proj, state, weight_hh, bias_hh, hook: StateHook = no_hook):
+        return (hook("h", srn_step(x_proj, state[0], weight_hh, bias_hh, self.nonlinearity)),)
 
-def step_jacobian(tape: SRNTape, t: int, weight_hh: torch.Tensor) -> torch.Tensor:
-    """Eq. (JAC-SRN): ∂h_t/∂h_{t−1} = diag(φ′(a_t)) W_hh for step t (0-based). Returns [B, H, H]."""
-    return tape.dphi[t].unsqueeze(-1) * weight_hh
+    def forward_sweep(self, x_proj, state, weight_hh, bias_hh) -> SRNTape:
+        """Eq. (SRN) for all steps, keeping h_t. x_proj: [T, B, H]; state: (h_0 [B, H],)."""
+        T = x_proj.shape[0]
+        h = stack_states(state[0], T)
+        x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
+        for t in range(T):
+            srn_step(x_proj[t], h[t], weight_hh, None, self.nonlinearity, out=h[t + 1])
+        return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
+
+    def backward_sweep(self, tape: SRNTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
+        """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ beyond the last
+        step from ``grad_final`` = (∂L/∂h_n,)."""
+        explicit = scale.explicit
+        T = explicit.shape[0]
+        dh = torch.empty_like(explicit)
+        da = torch.empty_like(explicit)  # ∂L/∂a_t, a_t the pre-activation
+        carry = grad_final[0].clone()
+        for t in range(T - 1, -1, -1):
+            scale.enter(t, carry, (), out=dh[t])
+            torch.mul(dh[t], tape.dphi[t], out=da[t])
+            torch.mm(da[t], weight_hh, out=carry)
+            scale.renormalize(carry)
+        return SweepGrads(dh, None, da, da, (carry,))
+
+    def step_jacobians(self, tape: SRNTape, weight_hh) -> Iterator[torch.Tensor]:
+        """Eq. (JAC-SRN): ∂h_t/∂h_{t−1} = diag(φ′(a_t)) W_hh. Each [B, H, H]."""
+        for t in range(tape.dphi.shape[0]):
+            yield diag_times(tape.dphi[t], weight_hh)

@@ -6,10 +6,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from gradlab.models.recurrent import GRU, LSTM, SRN, RecurrentModel
-
-#: torch's gate order per model kind; converters name gates by these letters.
-TORCH_GATES = {"srn": ("h",), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+from gradlab.models.recurrent import RecurrentModel, build_model
 
 
 def as_tensor(value, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -20,18 +17,18 @@ def as_tensor(value, like: torch.Tensor | None = None) -> torch.Tensor:
 
 
 def build_single_layer(kind: str, w_in: Sequence[torch.Tensor], w_rec: Sequence[torch.Tensor],
-                       bias: Sequence[torch.Tensor], nonlinearity: str = "tanh") -> RecurrentModel:
+                       bias: Sequence[torch.Tensor], batch_first: bool, nonlinearity: str = "tanh") -> RecurrentModel:
     """A one-layer model from per-gate matrices in torch's gate order, in the row-vector layout
     of the courses: w_in[g]: [I, H] (x W), w_rec[g]: [H, H] (h U), bias[g]: [H] or [1, H].
+    ``batch_first``: the input layout the model takes, the course's own.
 
     torch computes x W_ihᵀ, so each block is the transpose; the course's single bias becomes
     bias_ih, and bias_hh is zero.
     """
     I, H = w_in[0].shape
     dtype = w_in[0].dtype if w_in[0].is_floating_point() else torch.get_default_dtype()
-    cls = {"srn": SRN, "lstm": LSTM, "gru": GRU}[kind]
-    kwargs = {"nonlinearity": nonlinearity} if kind == "srn" else {}
-    model = cls(I, H, dtype=dtype, device=w_in[0].device, **kwargs)
+    model = build_model(kind, I, H, nonlinearity=nonlinearity, batch_first=batch_first, dtype=dtype,
+                        device=w_in[0].device)
     with torch.no_grad():
         model.weight_ih_l0.copy_(torch.cat([w.T for w in w_in]))
         model.weight_hh_l0.copy_(torch.cat([u.T for u in w_rec]))
@@ -48,7 +45,7 @@ def split_single_layer(model: RecurrentModel) -> tuple[list, list, list]:
     if model.num_layers != 1:
         raise ValueError("course layouts describe one layer; this model has "
                          f"{model.num_layers} (convert each layer's model separately)")
-    G = len(TORCH_GATES[model.kind])
+    G = model.architecture.gate_count
     w_in = [w.T.detach().clone() for w in model.weight_ih_l0.chunk(G)]
     w_rec = [u.T.detach().clone() for u in model.weight_hh_l0.chunk(G)]
     if model.bias:

@@ -23,8 +23,11 @@ _TORCH_OF = {"i": "i", "f": "f", "o": "o", "c": "g"}
 _SIZES = {"srn": 5, "lstm": 14}
 
 
-def from_d2l(params: Sequence, kind: str) -> tuple[RecurrentModel, nn.Linear]:
-    """A one-layer gradlab SRN (tanh) or LSTM and the output layer, from d2l's parameter list."""
+def from_d2l(params: Sequence, kind: str, batch_first: bool = False) -> tuple[RecurrentModel, nn.Linear]:
+    """A one-layer gradlab SRN (tanh) or LSTM and the output layer, from d2l's parameter list.
+
+    batch_first: False (the default) takes time-major inputs [T, B, I], as d2l's ``for X in inputs`` does.
+    """
     if kind not in _SIZES:
         raise ValueError(f"d2l layouts: 'srn' (d2l's RNN) and 'lstm'; got {kind!r}"
                          + (" (d2l's GRU resets before the recurrent product; torch's after)" if kind == "gru" else ""))
@@ -33,12 +36,12 @@ def from_d2l(params: Sequence, kind: str) -> tuple[RecurrentModel, nn.Linear]:
     first = as_tensor(params[0])
     ps = [as_tensor(p, first) for p in params]
     if kind == "srn":
-        model = build_single_layer("srn", [ps[0]], [ps[1]], [ps[2]])
+        model = build_single_layer("srn", [ps[0]], [ps[1]], [ps[2]], batch_first)
     else:
         by_gate = {g: ps[3 * j: 3 * j + 3] for j, g in enumerate(_LSTM_ORDER)}
         torch_order = [by_gate[g] for g in ("i", "f", "c", "o")]  # torch: i, f, g(=c), o
         model = build_single_layer("lstm", [t[0] for t in torch_order], [t[1] for t in torch_order],
-                                   [t[2] for t in torch_order])
+                                   [t[2] for t in torch_order], batch_first)
     W_hq, b_q = ps[-2], ps[-1]
     readout = nn.Linear(W_hq.shape[0], W_hq.shape[1], dtype=W_hq.dtype, device=W_hq.device)
     with torch.no_grad():

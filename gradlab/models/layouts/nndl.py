@@ -18,19 +18,22 @@ from gradlab.models.recurrent import RecurrentModel
 _LSTM = {"i": "i", "f": "f", "g": "c", "o": "o"}
 
 
-def from_nndl(params: Mapping[str, object], kind: str) -> RecurrentModel:
+def from_nndl(params: Mapping[str, object], kind: str, batch_first: bool = True) -> RecurrentModel:
     """A one-layer gradlab SRN (tanh, as in the book) or LSTM from the book's parameters
-    (a state_dict of the book's module, or any mapping of these names to arrays)."""
+    (a state_dict of the book's module, or any mapping of these names to arrays).
+
+    batch_first: True (the default) takes inputs [B, T, I] as the book's layers do.
+    """
     if kind == "srn":
         require(params, ["W", "U", "b"], "NNDL SRN")
         W = as_tensor(params["W"])
-        return build_single_layer("srn", [W], [as_tensor(params["U"], W)], [as_tensor(params["b"], W)])
+        return build_single_layer("srn", [W], [as_tensor(params["U"], W)], [as_tensor(params["b"], W)], batch_first)
     if kind == "lstm":
         names = [f"{m}_{_LSTM[g]}" for m in ("W", "U", "b") for g in "ifgo"]
         require(params, names, "NNDL LSTM")
         W0 = as_tensor(params["W_i"])
         get = lambda m: [as_tensor(params[f"{m}_{_LSTM[g]}"], W0) for g in "ifgo"]  # noqa: E731
-        return build_single_layer("lstm", get("W"), get("U"), get("b"))
+        return build_single_layer("lstm", get("W"), get("U"), get("b"), batch_first)
     raise ValueError(f"the NNDL book has SRN and LSTM layers; got kind {kind!r}")
 
 

@@ -1,0 +1,55 @@
+"""The full state of a stack and its one-step Jacobians, for theory and the Jacobian spectra.
+
+The full state s is every layer's h (and c), flattened in the order (layer, state name, unit):
+S = L · len(state_names) · H. One layer's Jacobians come from its architecture's derived formulas
+(``step_jacobians``); a stack couples its layers within a step, so there torch.func.jacrev
+differentiates :meth:`RecurrentModel.step`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch.func import jacrev, vmap
+
+from gradlab.models.recurrent import RecurrentModel
+
+
+def state_size(model: RecurrentModel) -> int:
+    return model.num_layers * len(model.state_names) * model.hidden_size
+
+
+def flatten_state(parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """One [L, B, H] tensor per state name → the full state [B, S]."""
+    L, B, H = parts[0].shape
+    return torch.stack(parts, dim=1).permute(2, 0, 1, 3).reshape(B, -1)
+
+
+def flat_step(model: RecurrentModel) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """One step of all layers as a function of (full state s [S], x_t [I]) → s after the step [S]."""
+    L, H, n = model.num_layers, model.hidden_size, len(model.state_names)
+
+    def step(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        parts = s.reshape(L, n, H).unbind(1)  # one [L, H] per state name
+        return torch.stack(model.step(x, parts), dim=1).reshape(-1)
+
+    return step
+
+
+def state_jacobians(model: RecurrentModel, xs: torch.Tensor, s: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The full state Jacobian ∂s_t/∂s_{t−1}, [B, S, S], for every step t of the input xs [T, B, I]
+    driven from the full state s [B, S]."""
+    if model.num_layers == 1:
+        w_ih, w_hh, b_ih, b_hh = model.layer_parameters(0)
+        init = tuple(s.reshape(s.shape[0], -1, model.hidden_size).unbind(1))
+        with torch.no_grad():
+            tape = model.architecture.forward_sweep(F.linear(xs, w_ih, b_ih), init, w_hh, b_hh)
+            yield from model.architecture.step_jacobians(tape, w_hh.detach())
+        return
+    step = flat_step(model)
+    jac, batched_step = vmap(jacrev(step, argnums=0)), vmap(step)
+    for t in range(xs.shape[0]):
+        yield jac(s, xs[t])
+        s = batched_step(s, xs[t])
