@@ -65,8 +65,8 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; LSTM H={H}, T={T}, batch 1, float32")
     print(f"sweep (state and input spectra, every t): {sweep:.2f} s")
     print(f"naive per-t autograd (state spectrum only): {statistics.mean(per_t):.3f} s per t at t in {samples}; "
-          f"estimated total over {T} values of t: {naive_total:.0f} s")
-    print(f"speed-up (estimated naive total / sweep): {naive_total / sweep:.0f}x")
+          f"estimated total over {T} values of t: {naive_total:.3g} s")
+    print(f"speed-up (estimated naive total / sweep): {naive_total / sweep:.3g}x")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gradlab.analysis.state_jacobians import flatten_state, state_jacobians, state_size
+from gradlab.models.layout import SequenceLayout
 from gradlab.models.recurrent import RecurrentModel, State, state_parts
 from gradlab.models.regimes import spectral_radius
 
@@ -44,8 +45,8 @@ def lyapunov_exponents(model: RecurrentModel, x: torch.Tensor, k: Optional[int] 
     x: [T, B, I] time-major (or [T, I]); returns [B, k] (or [k]), sorted from the largest.
     λ_i = (1/T) Σ_t ln |R_ii(t)|, where Q_t R_t = J_t Q_{t−1} and Q_0 spans the first k axes.
     """
-    unbatched = x.dim() == 2
-    xs = x.unsqueeze(1) if unbatched else x
+    layout = SequenceLayout.of(x, batch_first=False, owner="lyapunov_exponents")
+    xs = layout.time_major(x)
     T, B, _ = xs.shape
     S = state_size(model)
     k = S if k is None else k
@@ -54,7 +55,7 @@ def lyapunov_exponents(model: RecurrentModel, x: torch.Tensor, k: Optional[int] 
     if state is None:
         s = xs.new_zeros(B, S)
     else:
-        s = flatten_state(tuple(p.unsqueeze(1) if unbatched else p for p in state_parts(state)))
+        s = flatten_state(tuple(layout.state_in(p) for p in state_parts(state)))
     Q = torch.eye(S, k, dtype=xs.dtype, device=xs.device).expand(B, S, k).clone()
     total = torch.zeros(B, k, dtype=torch.float64, device=xs.device)
     with torch.no_grad():
@@ -63,5 +64,5 @@ def lyapunov_exponents(model: RecurrentModel, x: torch.Tensor, k: Optional[int] 
             total += torch.diagonal(R, dim1=-2, dim2=-1).abs().to(torch.float64).log()
     exps = (total / T).cpu().numpy()
     exps = -np.sort(-exps, axis=1)
-    return exps[0] if unbatched else exps
+    return exps if layout.batched else exps[0]
 

@@ -161,3 +161,33 @@ def test_from_torch_on_cuda(kind):
     assert next(model.parameters()).is_cuda
     x = torch.randn(7, 2, 3, device="cuda")
     assert_same_result(model(x), module(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+def test_one_step_of_the_whole_stack_taken_t_times_equals_forward(kind, kwargs):
+    """RecurrentModel.step (time-major order, what theory differentiates) against forward (layer by layer)."""
+    model = make_model(kind, kwargs, num_layers=3)
+    x = make_input(model, T=6, B=2)
+    gen = torch.Generator().manual_seed(4)
+    init = tuple(0.5 * torch.randn(3, 2, 4, generator=gen, dtype=torch.float64) for _ in model.state_names)
+    output, final = model(x, init[0] if len(init) == 1 else init)
+    state = init
+    for t in range(6):
+        state = model.step(x[t], state)
+        torch.testing.assert_close(state[0][-1], output[t], atol=1e-14, rtol=0)
+    finals = (final,) if isinstance(final, torch.Tensor) else final
+    for got, want in zip(state, finals):
+        torch.testing.assert_close(got, want, atol=1e-14, rtol=0)
+
+
+def test_every_model_class_has_its_architecture_and_torch_counterparts():
+    from gradlab.models.architectures import ARCHITECTURES
+    from gradlab.models.recurrent import MODEL_CLASSES
+
+    assert set(MODEL_CLASSES) == set(ARCHITECTURES)
+    for name, cls in MODEL_CLASSES.items():
+        model = cls(2, 3)
+        assert model.kind == name and model.architecture.name == name
+        assert model.hook_point("h", 0) is model.hook_h[0]
+        assert (model.hook_c is not None) == ("c" in model.state_names)
+        assert cls.torch_module.__module__.startswith("torch.nn") and cls.torch_cell.__module__.startswith("torch.nn")

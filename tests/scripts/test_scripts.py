@@ -1,6 +1,8 @@
 """Every experiments/ and benchmarks/ script runs in its --smoke mode."""
 
 import json
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,10 +42,16 @@ def test_overwrite_replaces_the_files_when_asked(tmp_path):
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
-def test_benchmark_smoke_run_prints_ratios(script, tmp_path):
+def test_benchmark_smoke_run_prints_a_measured_row(script, tmp_path):
+    """Each benchmark names its baseline and ends with a line of finite measurements, one positive."""
     proc = run(script, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "torch" in proc.stdout
+    assert "torch" in proc.stdout.splitlines()[0] or "baseline" in proc.stdout
+    number = r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+    last = proc.stdout.strip().splitlines()[-1]
+    values = [float(v) for v in re.findall(number, last)]
+    assert values and all(math.isfinite(v) for v in values) and max(values) > 0, last
+    assert len(re.findall(number, proc.stdout)) >= 6, proc.stdout
 
 
 def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curves(tmp_path):
