@@ -38,8 +38,10 @@ def add_config_options(parser: argparse.ArgumentParser, config_cls) -> None:
     for f, opt in options_of(config_cls):
         target = parser
         if opt.group:
-            title, _, description = opt.group.partition(": ")
-            target = groups.setdefault(opt.group, parser.add_argument_group(title, description or None))
+            if opt.group not in groups:
+                title, _, description = opt.group.partition(": ")
+                groups[opt.group] = parser.add_argument_group(title, description or None)
+            target = groups[opt.group]
         kwargs: dict[str, Any] = {"help": _help(f, opt), "default": argparse.SUPPRESS}
         if opt.positional:
             target.add_argument(f.name, nargs="?", type=opt.parse, metavar=opt.metavar, **kwargs)

@@ -47,7 +47,7 @@ class SequenceProblem(nn.Module):
         first = (f"Embedding({self.embedding.num_embeddings}, {self.embedding.embedding_dim})"
                  if self.embedding is not None else f"inputs of {self.task.input_size} values per step")
         return {"task": f"{self.task.name}: {self.task.summary}",
-                "model": f"{first} -> {self.model!r} -> {self.readout!r}",
+                "model": f"{first} -> {type(self.model).__name__}({self.model.extra_repr()}) -> {self.readout!r}",
                 "loss": self.loss_description(loss_at, reduction)}
 
     def loss_description(self, loss_at: str = "last", reduction: str = "sum") -> str:

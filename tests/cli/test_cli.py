@@ -206,3 +206,18 @@ def test_regime_flags_for_the_wrong_model_exit_2(argv, fragment, capsys, tmp_pat
     assert main(["analyze", "--out", str(tmp_path), "--len", "3", *argv]) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command,config", [("analyze", gradlab.AnalyzeConfig), ("train", gradlab.TrainConfig),
+                                            ("verify", gradlab.VerifyConfig)])
+def test_every_declared_option_is_a_flag_with_its_help(command, config, capsys):
+    """Options are declared once on the config's fields; the flags and their help come from there."""
+    from gradlab.common.options import flag_of, options_of
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for f, opt in options_of(config):
+        shown = opt.metavar if opt.positional else flag_of(f, opt)
+        assert shown in text and " ".join(opt.help.split()) in text, f.name
+    assert text.count("regimes:") <= 1 and text.count("clipping:") <= 1

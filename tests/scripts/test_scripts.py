@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ANALYSES = sorted(p for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_"))
+EXPERIMENTS = sorted(p for p in (ROOT / "experiments").glob("*.py") if not p.name.startswith("_"))
 BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 
@@ -19,12 +19,17 @@ def run(script, *args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize("script", ANALYSES, ids=[p.stem for p in ANALYSES])
-def test_analysis_smoke_run_writes_png_pdf_and_json(script, tmp_path):
+@pytest.mark.parametrize("script", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_experiment_smoke_run_writes_png_pdf_and_json(script, tmp_path):
     proc = run(script, "--out", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     names = {p.name for p in tmp_path.iterdir()}
     assert {f"{script.stem}.png", f"{script.stem}.pdf", f"{script.stem}.json"} <= names
+    assert (tmp_path / f"{script.stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / f"{script.stem}.pdf").read_bytes()[:5] == b"%PDF-"
+    sidecar = json.loads((tmp_path / f"{script.stem}.json").read_text())
+    numbers = re.findall(r"-?\d+\.\d+", json.dumps(sidecar))
+    assert len(numbers) >= 3, "the sidecar holds the numbers drawn"
     # a second run refuses to overwrite unless asked
     before = (tmp_path / f"{script.stem}.json").read_bytes()
     again = run(script, "--out", str(tmp_path), cwd=tmp_path)
