@@ -160,6 +160,8 @@ def predicted_lines(res: ModelResult) -> dict[str, list[tuple[str, np.ndarray]]]
         for name, label in (("lyapunov", "Lyapunov"), ("pascanu_bound", "Pascanu bound")):
             if name in res.predictions and (s == "h" or name == "lyapunov"):
                 slope = res.predictions[name]["log10_per_step"]
+                if not np.isfinite(slope):  # e.g. every ReLU unit dead: a factor of 0, no line to draw
+                    continue
                 lines.setdefault(s, []).append((f"{label} ×{10 ** slope:.3g}", start + slope * k))
         if s == "c" and res.forget_log10 is not None:
             lines.setdefault(s, []).append(

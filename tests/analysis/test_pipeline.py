@@ -67,17 +67,3 @@ def test_options_given_from_python_are_checked_as_the_flags_are():
         gradlab.TrainConfig(model="rnn")
     with pytest.raises(InvalidOption, match="forget_bias: applies to the LSTM only"):
         gradlab.AnalyzeConfig(models=("gru",), forget_bias=1.0).resolved()
-
-
-@pytest.mark.parametrize("task,loss", [("adding", "squared error summed over the batch, on the last step"),
-                                       ("digit-sum", "cross-entropy summed over the batch, on the last step"),
-                                       ("copy", "cross-entropy summed over the batch, on every step")])
-def test_the_summary_describes_the_loss_and_model_that_ran(task, loss):
-    analysis = gradlab.analyze(gradlab.AnalyzeConfig(models=("gru",), task=task, length=24, batch=2, hidden=4),
-                               progress=False)
-    problem = summary(analysis)["problem"]
-    assert problem["loss"] == loss
-    model = problem["model"]["gru"]
-    assert "GRU(" in model and "Linear(in_features=4" in model
-    assert ("Embedding(" in model) == (task != "adding")
-    assert "log domain" in problem["engine"]
