@@ -16,13 +16,13 @@ MODEL_IDS = ["srn-tanh", "srn-relu", "srn-linear", "lstm", "gru"]
 
 
 def make_model(kind, kwargs, input_size=3, hidden_size=4, num_layers=1, batch_first=False,
-               bias=True, dtype=torch.float64, device="cpu", seed=0):
+               bias=True, dtype=torch.float64, device="cpu", seed=0, bidirectional=False):
     import gradlab
 
     torch.manual_seed(seed)
     cls = {"srn": gradlab.SRN, "lstm": gradlab.LSTM, "gru": gradlab.GRU}[kind]
     return cls(input_size, hidden_size, num_layers=num_layers, bias=bias, batch_first=batch_first,
-               dtype=dtype, device=device, **kwargs)
+               bidirectional=bidirectional, dtype=dtype, device=device, **kwargs)
 
 
 def make_input(model, T=6, B=3, seed=1):

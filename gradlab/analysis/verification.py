@@ -37,6 +37,7 @@ class VerifyConfig:
     hidden: int = option(8, "hidden units of the random problems", parse=int_at_least(1), metavar="H")
     batch: int = option(3, "batch size of the random problems", parse=int_at_least(1), metavar="B")
     seed: int = option(0, "seed of the random problems", parse=int_at_least(0), metavar="S")
+    bidirectional: bool = option(False, "random problems with bidirectional layers")
     tol: float = option(1e-10, "largest relative error accepted", parse=positive_float, metavar="REL")
 
     def __post_init__(self) -> None:
@@ -61,9 +62,9 @@ class Check:
 def random_problem(model: RecurrentModel, length: int, batch: int, gen: torch.Generator):
     """Random x, initial state, ∂L/∂output and ∂L/∂final state for ``model`` (time-major)."""
     kw = {"dtype": torch.float64, "generator": gen}
-    L, H, n = model.num_layers, model.hidden_size, len(model.state_names)
+    L, H, n = model.num_layers * model.num_directions, model.hidden_size, len(model.state_names)
     x = torch.randn(length, batch, model.input_size, **kw)
-    grad_output = torch.randn(length, batch, H, **kw)
+    grad_output = torch.randn(length, batch, model.num_directions * H, **kw)
     state = tuple(0.5 * torch.randn(L, batch, H, **kw) for _ in range(n))
     grad_state = tuple(torch.randn(L, batch, H, **kw) for _ in range(n))
     unpack = (lambda s: s[0]) if n == 1 else (lambda s: s)
@@ -82,7 +83,9 @@ def check_random(cfg: VerifyConfig) -> Iterator[Check]:
     for kind in cfg.models or tuple(MODEL_CLASSES):
         for label, options in variants(kind):
             torch.manual_seed(cfg.seed)
-            model = build_model(kind, 3, cfg.hidden, cfg.layers, dtype=torch.float64, **options)
+            model = build_model(kind, 3, cfg.hidden, cfg.layers, dtype=torch.float64, bidirectional=cfg.bidirectional,
+                                **options)
+            label += ", bidirectional" if cfg.bidirectional else ""
             args = random_problem(model, cfg.length, cfg.batch, gen)
             yield Check(label, compare(bptt(model, *args), autograd_reference(model, *args)))
 

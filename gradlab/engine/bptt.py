@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradlab.engine.logscale import LogScale, PlainScale, log10_norm, split_log, to_plain
+from gradlab.engine.logscale import LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import Tape
@@ -43,24 +43,35 @@ def as_gradlab_model(model: nn.Module, caller: str) -> RecurrentModel:
     return model
 
 
+def in_input_order(seq: torch.Tensor, direction: int) -> torch.Tensor:
+    """A direction's sequence [T, …] between the order it is swept in and input order (its own inverse)."""
+    return seq.flip(0) if direction else seq
+
+
 def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...]):
-    """Each layer's forward sweep (no autograd). x_tm: [T, B, I]; init: one [L, B, H] per state name.
-    Returns (inputs, tapes): every layer's input sequence [T, B, in] and its tape, bottom first."""
-    arch = model.architecture
+    """Each layer's and direction's forward sweep (no autograd). x_tm: [T, B, I]; init: one
+    [L·D, B, H] per state name. Returns (inputs, tapes): every layer's input sequence [T, B, in],
+    bottom first, and the tapes at index k·D + d, each in the order its direction swept (the
+    reverse direction's from the last position to the first)."""
+    arch, D = model.architecture, model.num_directions
     inputs, tapes, seq = [], [], x_tm
     with torch.no_grad():
         for k in range(model.num_layers):
-            w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k)
             inputs.append(seq)
-            tapes.append(arch.forward_sweep(F.linear(seq, w_ih, b_ih), tuple(s[k] for s in init), w_hh, b_hh))
-            seq = tapes[-1].h[1:]
+            for d in range(D):
+                w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
+                x_proj = in_input_order(F.linear(seq, w_ih, b_ih), d)
+                tapes.append(arch.forward_sweep(x_proj, tuple(s[k * D + d] for s in init), w_hh, b_hh))
+            outputs = [in_input_order(tapes[k * D + d].h[1:], d) for d in range(D)]
+            seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
     return inputs, tapes
 
 
 def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None) -> list[Tape]:
-    """What the forward pass computes inside every layer, bottom first: each architecture's tape
-    (``h`` [T+1, B, H] with h[0] the initial state; the LSTM's ``c`` and ``gates`` [T, B, 4H] in
-    torch's order i, f, g, o; the GRU's ``gates`` r, z, n and m). x as the model takes it."""
+    """What the forward pass computes inside every layer and direction (index k·D + d): each
+    architecture's tape (``h`` [T+1, B, H] with h[0] the initial state; the LSTM's ``c`` and
+    ``gates`` [T, B, 4H] in torch's order i, f, g, o; the GRU's ``gates`` r, z, n and m), in the
+    order the direction swept (the reverse direction's from the last position). x as the model takes it."""
     model = as_gradlab_model(model, "tapes")
     layout = model.layout_of(x)
     x_tm = layout.time_major(x)
@@ -96,51 +107,69 @@ class LayerSweep:
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
                     log_domain: bool):
-    """The layers' backward sweeps, top down.
+    """The layers' backward sweeps, top down, each direction on its own.
 
-    explicit: ∂⁺L/∂(top layer's h_t), [T, B, H] plain, or (x̂ [T, B, H], log [T, B]) in the log domain.
-    grad_finals[k]: the gradient on layer k's final state: a plain tuple of [B, H], or ((ĥ[, ĉ]), log [B]).
-    Returns (per-layer LayerSweep, bottom first; ∂L/∂x in the same form as ``explicit``).
+    explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
+    log domain. grad_finals[k·D + d]: the gradient on that direction's final state: a plain tuple
+    of [B, H], or ((ĥ[, ĉ]), log [B]). Returns (LayerSweep per layer and direction at index k·D + d,
+    all in input order; ∂L/∂x in the same form as ``explicit``).
     """
-    arch = model.architecture
-    layers: list[Optional[LayerSweep]] = [None] * model.num_layers
+    arch, D, H = model.architecture, model.num_directions, model.hidden_size
+    sweeps: list[Optional[LayerSweep]] = [None] * (model.num_layers * D)
     for k in reversed(range(model.num_layers)):
-        w_ih, w_hh, b_ih, _ = model.layer_parameters(k)
-        if log_domain:
-            hat, log = explicit
-            plain_explicit, log10_explicit = to_plain(hat, log), log10_norm(hat, log)
-            final_hat, final_log = grad_finals[k]
-            scale = LogScale(hat.contiguous(), log, final_log)
-            g = arch.backward_sweep(tapes[k], scale, tuple(c.clone() for c in final_hat), w_hh)
-            steps = scale.steps
-            dxp = to_plain(g.dx_proj, steps)
-            dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
-            dh, dc = to_plain(g.dh, steps), None if g.dc is None else to_plain(g.dc, steps)
-            log10_dh = log10_norm(g.dh, steps)
-            log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
-            grad_initial = (g.grad_initial, scale.log)
-            explicit = (g.dx_proj @ w_ih, steps)
-        else:
-            plain_explicit, log10_explicit = explicit, stable_norm(explicit).log10()
-            g = arch.backward_sweep(tapes[k], PlainScale(explicit.contiguous()),
-                                    tuple(c.clone() for c in grad_finals[k]), w_hh)
-            dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
-            log10_dh = stable_norm(dh).log10()
-            log10_dc = None if dc is None else stable_norm(dc).log10()
-            grad_initial = g.grad_initial
-            explicit = g.dx_proj @ w_ih  # ∂L/∂(input of layer k) = explicit part for layer k−1
-        dxp2, dyp2 = dxp.flatten(0, 1), dyp.flatten(0, 1)
-        params = {f"weight_ih_l{k}": dxp2.T @ inputs[k].flatten(0, 1),
-                  f"weight_hh_l{k}": dyp2.T @ tapes[k].h[:-1].flatten(0, 1)}
-        if b_ih is not None:
-            params[f"bias_ih_l{k}"], params[f"bias_hh_l{k}"] = dxp2.sum(0), dyp2.sum(0)
-        layers[k] = LayerSweep(dh, dc, log10_dh, log10_dc, plain_explicit, log10_explicit, params, grad_initial)
-    return layers, explicit
+        below = None  # ∂L/∂(input of layer k), summed over directions
+        for d in range(D):
+            w_ih, w_hh, b_ih, _ = model.layer_parameters(k, d)
+            tape, part = tapes[k * D + d], slice(d * H, (d + 1) * H)
+            flip = lambda v: in_input_order(v, d)  # noqa: E731
+            if log_domain:
+                hat, log = flip(explicit[0][..., part]), flip(explicit[1])
+                plain_explicit, log10_explicit = to_plain(hat, log), log10_norm(hat, log)
+                final_hat, final_log = grad_finals[k * D + d]
+                scale = LogScale(hat.contiguous(), log, final_log)
+                g = arch.backward_sweep(tape, scale, tuple(c.clone() for c in final_hat), w_hh)
+                steps = scale.steps
+                dxp = to_plain(g.dx_proj, steps)
+                dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
+                dh, dc = to_plain(g.dh, steps), None if g.dc is None else to_plain(g.dc, steps)
+                log10_dh = log10_norm(g.dh, steps)
+                log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
+                grad_initial = (g.grad_initial, scale.log)
+                down = (flip(g.dx_proj @ w_ih), flip(steps))
+                below = down if below is None else add_logs(*below, *down)
+            else:
+                e = flip(explicit[..., part])
+                plain_explicit, log10_explicit = e, stable_norm(e).log10()
+                final = tuple(c.clone() for c in grad_finals[k * D + d])
+                g = arch.backward_sweep(tape, PlainScale(e.contiguous()), final, w_hh)
+                dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
+                log10_dh = stable_norm(dh).log10()
+                log10_dc = None if dc is None else stable_norm(dc).log10()
+                grad_initial = g.grad_initial
+                down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
+                below = down if below is None else below + down
+            dxp2, dyp2 = dxp.flatten(0, 1), dyp.flatten(0, 1)
+            suffix = f"_l{k}" + ("_reverse" if d else "")
+            params = {"weight_ih" + suffix: dxp2.T @ flip(inputs[k]).flatten(0, 1),
+                      "weight_hh" + suffix: dyp2.T @ tape.h[:-1].flatten(0, 1)}
+            if b_ih is not None:
+                params["bias_ih" + suffix], params["bias_hh" + suffix] = dxp2.sum(0), dyp2.sum(0)
+            sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
+                                           None if log10_dc is None else flip(log10_dc), flip(plain_explicit),
+                                           flip(log10_explicit), params, grad_initial)
+        explicit = below  # the explicit part for layer k−1
+    return sweeps, explicit
 
 
-def _numpy_stack(values: list[torch.Tensor]) -> np.ndarray:
-    """Per-layer [T, B] tensors → [L, 1, T, B] float64 array."""
-    return torch.stack(values).unsqueeze(1).to(torch.float64).cpu().numpy()
+def _by_layer(values: list[torch.Tensor], D: int) -> torch.Tensor:
+    """Per layer and direction (index k·D + d), [T, B, …] tensors → [L, D, T, B, …]."""
+    stacked = torch.stack(values)
+    return stacked.view(stacked.shape[0] // D, D, *stacked.shape[1:])
+
+
+def _numpy_stack(values: list[torch.Tensor], D: int) -> np.ndarray:
+    """Per layer and direction, [T, B] tensors → [L, D, T, B] float64 array."""
+    return _by_layer(values, D).to(torch.float64).cpu().numpy()
 
 
 def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Optional[State] = None,
@@ -163,7 +192,7 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
     with torch.no_grad():
         x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
-        expected = (T, B, model.hidden_size)
+        expected = (T, B, model.num_directions * model.hidden_size)
         if not isinstance(grad_output, torch.Tensor) or tuple(layout.time_major(grad_output).shape) != expected:
             got = list(grad_output.shape) if isinstance(grad_output, torch.Tensor) else type(grad_output).__name__
             raise ValueError(f"bptt: grad_output must be shaped like the model's output, "
@@ -177,7 +206,7 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
                 end_parts = model.initial_state(grad_state, layout, B, x_tm)
             except ValueError as exc:
                 raise ValueError(f"bptt: grad_state must be shaped like the final state; {exc}") from None
-        grad_finals = [tuple(p[k] for p in end_parts) for k in range(model.num_layers)]
+        grad_finals = [tuple(p[i] for p in end_parts) for i in range(end_parts[0].shape[0])]
         if log_domain:
             grad_finals = [split_log_state(e) for e in grad_finals]
             g_tm = split_log(g_tm)
@@ -189,18 +218,18 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
         else:
             initials = [lay.grad_initial for lay in layers]
-    names = model.state_names
+    names, D = model.state_names, model.num_directions
     per_state = {"h": [lay.dh for lay in layers], "c": [lay.dc for lay in layers]}
     per_state_log10 = {"h": [lay.log10_dh for lay in layers], "c": [lay.log10_dc for lay in layers]}
     params = {name: g for lay in layers for name, g in lay.params.items()}
     return Trace(
         kind=model.kind, hidden_size=model.hidden_size,
-        norms={n: _numpy_stack([stable_norm(g) for g in per_state[n]]) for n in names},
-        explicit_norms=_numpy_stack([stable_norm(lay.explicit) for lay in layers]),
-        log10_norms={n: _numpy_stack(per_state_log10[n]) for n in names},
-        explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers]),
-        grads={n: torch.stack(per_state[n]).unsqueeze(1) for n in names},
-        explicit_grads=torch.stack([lay.explicit for lay in layers]).unsqueeze(1),
+        norms={n: _numpy_stack([stable_norm(g) for g in per_state[n]], D) for n in names},
+        explicit_norms=_numpy_stack([stable_norm(lay.explicit) for lay in layers], D),
+        log10_norms={n: _numpy_stack(per_state_log10[n], D) for n in names},
+        explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
+        grads={n: _by_layer(per_state[n], D) for n in names},
+        explicit_grads=_by_layer([lay.explicit for lay in layers], D),
         param_grads={name: params[name] for name, _ in model.named_parameters()},
         input_grad=layout.restore(dx),
         initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},

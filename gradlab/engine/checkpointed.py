@@ -44,6 +44,9 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
     If the forward pass itself overflows (a state becomes inf or NaN), no gradient is defined: the
     trace then has ``forward_overflow_step`` set and zero norms.
     """
+    if model.num_directions != 1:
+        raise ValueError("checkpointed_norms sweeps forward in time in segments; a bidirectional model's reverse "
+                         "direction needs the whole sequence (use gradlab.bptt or gradlab.record)")
     S = segment or segment_length(T)
     starts = list(range(0, T, S))
     L, H = model.num_layers, model.hidden_size

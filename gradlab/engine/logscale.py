@@ -96,6 +96,15 @@ class LogScale:
         self.log = self.log + safe.to(torch.float64).log()
 
 
+def add_logs(a_hat: torch.Tensor, a_log: torch.Tensor, b_hat: torch.Tensor,
+             b_log: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """exp(a_log)·â + exp(b_log)·b̂ in the same form, without leaving the log domain (m = max(a, b)):
+    (â·e^{a−m} + b̂·e^{b−m}, m), renormalised row by row. â, b̂: [..., D]; logs: [...]."""
+    m = torch.maximum(a_log, b_log)
+    scale = lambda log: (log - m).exp().to(a_hat.dtype).unsqueeze(-1)  # noqa: E731  every exponent <= 0
+    return split_log_rows(a_hat * scale(a_log) + b_hat * scale(b_log), m)
+
+
 def split_log_rows(x_hat: torch.Tensor, log: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Renormalise (x̂, log) so that every row of x̂ has max magnitude 1 (the inputs need not)."""
     hat, extra = split_log(x_hat)

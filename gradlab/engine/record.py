@@ -51,47 +51,48 @@ def record(
     model = as_gradlab_model(model, "record")
     layout = model.layout_of(x)
     T, B = layout.time_major(x).shape[:2]
-    L, H = model.num_layers, model.hidden_size
+    L, D, H = model.num_layers, model.num_directions, model.hidden_size
     names = model.state_names
     if full is None:
-        full = T * B * H * L <= FULL_TENSOR_LIMIT
+        full = T * B * H * L * D <= FULL_TENSOR_LIMIT
     init = model.initial_state(state, layout, B, layout.time_major(x))
     leaves = tuple(layout.state_out(p).detach().clone().requires_grad_(True) for p in init)
     norm_kw = {"dtype": torch.float64, "device": x.device}
-    norms = {n: torch.zeros(L, 1, T, B, **norm_kw) for n in names}
-    explicit_norms = torch.zeros(L, 1, T, B, **norm_kw)
-    grads = {n: x.new_zeros(L, 1, T, B, H) for n in names} if full else None
-    explicit_grads = x.new_zeros(L, 1, T, B, H) if full else None
-    top_explicit = []
+    norms = {n: torch.zeros(L, D, T, B, **norm_kw) for n in names}
+    explicit_norms = torch.zeros(L, D, T, B, **norm_kw)
+    grads = {n: x.new_zeros(L, D, T, B, H) for n in names} if full else None
+    explicit_grads = x.new_zeros(L, D, T, B, H) if full else None
+    top_explicit = x.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
 
-    def keep_step(name: str, k: int, t: int, g: torch.Tensor) -> None:
+    def keep_step(name: str, k: int, d: int, t: int, g: torch.Tensor) -> None:
         if full:  # norms follow from the kept tensors in one call at the end
-            grads[name][k, 0, t] = g.reshape(B, H)
+            grads[name][k, d, t] = g.reshape(B, H)
         else:
-            norms[name][k, 0, t] = stable_norm(g.reshape(B, H))
+            norms[name][k, d, t] = stable_norm(g.reshape(B, H))
 
-    def keep_sequence(k: int, g: torch.Tensor) -> None:
+    def keep_sequence(k: int, d: int, g: torch.Tensor) -> None:
         g = g.reshape(T, B, H)
-        explicit_norms[k, 0] = stable_norm(g)
+        explicit_norms[k, d] = stable_norm(g)
         if full:
-            explicit_grads[k, 0] = g
+            explicit_grads[k, d] = g
         if k == L - 1:
-            top_explicit.append(g)  # ∂L/∂output, time-major
+            top_explicit[..., d * H:(d + 1) * H] = g
 
-    def on_state(name: str, k: int):
+    def on_state(name: str, k: int, d: int):
         def hook(tensor: torch.Tensor, t: Optional[int]) -> None:
             if tensor.requires_grad:
-                tensor.register_hook(lambda g: keep_step(name, k, t, g))
+                tensor.register_hook(lambda g: keep_step(name, k, d, t, g))
         return hook
 
-    def on_output(k: int):
+    def on_output(k: int, d: int):
         def hook(seq: torch.Tensor, t: Optional[int]) -> None:
             if seq.requires_grad:
-                seq.register_hook(lambda g: keep_sequence(k, g))
+                seq.register_hook(lambda g: keep_sequence(k, d, g))
         return hook
 
-    pairs = [(model.hook_point(n, k), on_state(n, k)) for n in names for k in range(L)]
-    pairs += [(model.hook_point("out", k), on_output(k)) for k in range(L)]
+    directions = [(k, d) for k in range(L) for d in range(D)]
+    pairs = [(model.hook_point(n, k, d), on_state(n, k, d)) for n in names for k, d in directions]
+    pairs += [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions]
     with attached(pairs):
         output, _ = model(x, as_state(leaves))
         loss = loss_fn(output)
@@ -103,7 +104,7 @@ def record(
     engine = "autograd with tensor hooks (gradlab.record)"
     log10_norms = explicit_log10 = None
     if log_domain:
-        grad_output = layout.restore(top_explicit[0] if top_explicit else x.new_zeros(T, B, H))
+        grad_output = layout.restore(top_explicit)
         logd = bptt(model, x, grad_output, state=state, log_domain=True)
         log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
         engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"

@@ -23,20 +23,20 @@ def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torc
                        state: Optional[State] = None, grad_state: Optional[GradState] = None) -> Trace:
     """Same arguments and the same Trace fields as ``bptt`` (tensors, parameter, input and initial
     gradients), computed by autograd."""
-    names, L, H = model.state_names, model.num_layers, model.hidden_size
+    names, L, D, H = model.state_names, model.num_layers, model.num_directions, model.hidden_size
     layout = model.layout_of(x)
     B = layout.time_major(x).shape[1]
     x_leaf = x.detach().clone().requires_grad_(True)
     init = model.initial_state(state, layout, B, layout.time_major(x))
     leaves = [layout.state_out(p).detach().clone().requires_grad_(True) for p in init]
-    captured: dict[tuple[str, int, int], torch.Tensor] = {}
+    captured: dict[tuple[str, int, int, int], torch.Tensor] = {}
 
-    def capture(name: str, k: int):
+    def capture(name: str, k: int, d: int):
         def fn(tensor: torch.Tensor, t: Optional[int]) -> None:
-            captured[(name, k, t)] = tensor
+            captured[(name, k, d, t)] = tensor
         return fn
 
-    pairs = [(model.hook_point(n, k), capture(n, k)) for n in names for k in range(L)]
+    pairs = [(model.hook_point(n, k, d), capture(n, k, d)) for n in names for k in range(L) for d in range(D)]
     with torch.enable_grad(), attached(pairs):
         output, final = model(x_leaf, as_state(tuple(leaves)))
         loss = (output * grad_output).sum()
@@ -49,11 +49,11 @@ def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torc
     grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
     by_key = dict(zip(keys, grads[len(params) + 1 + len(names):]))
     T = layout.time_major(output).shape[0]
-    per_state = {n: torch.stack([torch.stack([by_key[(n, k, t)] for t in range(T)]).reshape(T, B, H)
-                                 for k in range(L)]).unsqueeze(1) for n in names}
+    per_state = {n: torch.stack([torch.stack([torch.stack([by_key[(n, k, d, t)] for t in range(T)]).reshape(T, B, H)
+                                              for d in range(D)]) for k in range(L)]) for n in names}
     norms = {n: stable_norm(g).cpu().numpy() for n, g in per_state.items()}
     return Trace(
-        kind=model.kind, hidden_size=H, norms=norms, explicit_norms=np.zeros((L, 1, T, B)), grads=per_state,
+        kind=model.kind, hidden_size=H, norms=norms, explicit_norms=np.zeros((L, D, T, B)), grads=per_state,
         param_grads=dict(zip(params, grads[: len(params)])), input_grad=grads[len(params)],
         initial_grads=dict(zip(names, grads[len(params) + 1: len(params) + 1 + len(names)])),
         meta={"engine": "torch.autograd on gradlab's unrolled model (gradlab.engine.reference)"},
@@ -67,7 +67,9 @@ def compare(result: Trace, reference: Trace) -> list[tuple[str, float, float]]:
     pairs += [(f"d{n}0", result.initial_grad(n), reference.initial_grad(n)) for n in reference.names]
     for n in reference.names:
         for k in range(reference.num_layers):
-            pairs.append((f"d{n}_t (layer {k})", result.grad(n, k), reference.grad(n, k)))
+            for d in range(reference.num_directions):
+                where = f"layer {k}" + (", reverse" if d else "")
+                pairs.append((f"d{n}_t ({where})", result.grad(n, k, d), reference.grad(n, k, d)))
     rows = []
     for name, a, b in pairs:
         err = (a - b).abs().max().item() if a.numel() else 0.0

@@ -32,8 +32,8 @@ def from_torch(module: nn.Module) -> RecurrentModel:
 
     A cell (``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell``) becomes a one-layer model whose step is
     the cell. Any number of layers, bias on or off, batch_first either way, any dtype and device; the
-    parameters are copied (the two models do not share storage). Bidirectional modules and LSTMs
-    with ``proj_size > 0`` have no gradlab equivalent yet and raise ``ValueError``. gradlab models
+    parameters are copied (the two models do not share storage). Bidirectional modules are copied
+    with both directions; LSTMs with ``proj_size > 0`` have no gradlab equivalent yet and raise ``ValueError``. gradlab models
     have no dropout: for ``dropout > 0`` the copy equals the module in eval mode (a warning says so).
     """
     for cls in MODEL_CLASSES.values():
@@ -45,8 +45,6 @@ def from_torch(module: nn.Module) -> RecurrentModel:
     else:
         raise TypeError("from_torch takes torch.nn.RNN, nn.LSTM, nn.GRU or their cells (nn.RNNCell, "
                         f"nn.LSTMCell, nn.GRUCell), got {type(module).__name__}")
-    if module.bidirectional:
-        raise ValueError("from_torch: bidirectional modules are not supported (gradlab models run forward in time)")
     if getattr(module, "proj_size", 0):
         raise ValueError("from_torch: LSTMs with proj_size > 0 are not supported")
     if module.dropout:
@@ -54,7 +52,7 @@ def from_torch(module: nn.Module) -> RecurrentModel:
                       "equals the module in eval mode", stacklevel=2)
     options = {"nonlinearity": module.nonlinearity} if cls is SRN else {}
     model = cls(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
-                batch_first=module.batch_first, **options, **_factory(module))
+                batch_first=module.batch_first, bidirectional=module.bidirectional, **options, **_factory(module))
     model.load_state_dict(module.state_dict())
     model.train(module.training)
     return model
@@ -66,6 +64,7 @@ def to_torch(model: RecurrentModel) -> nn.Module:
         raise TypeError(f"to_torch takes a gradlab SRN, LSTM or GRU, got {type(model).__name__}")
     module = type(model).torch_module(model.input_size, model.hidden_size, num_layers=model.num_layers,
                                       bias=model.bias, batch_first=model.batch_first,
+                                      bidirectional=model.bidirectional,
                                       **_torch_kwargs(model, "to_torch"), **_factory(model))
     module.load_state_dict(model.state_dict())
     module.train(model.training)
@@ -82,8 +81,9 @@ def _from_cell(cell: nn.Module, cls: type[RecurrentModel]) -> RecurrentModel:
 
 def to_torch_cell(model: RecurrentModel) -> nn.Module:
     """The torch ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell`` computing one step of a one-layer model."""
-    if model.num_layers != 1:
-        raise ValueError(f"to_torch_cell: a cell is one layer; this model has {model.num_layers}")
+    if model.num_layers != 1 or model.bidirectional:
+        raise ValueError(f"to_torch_cell: a cell is one layer in one direction; this model has {model.num_layers} "
+                         f"layer(s) in {model.num_directions} direction(s)")
     cell = type(model).torch_cell(model.input_size, model.hidden_size, bias=model.bias,
                                   **_torch_kwargs(model, "to_torch_cell"), **_factory(model))
     cell.load_state_dict({name[: -len("_l0")]: p for name, p in model.state_dict().items()})

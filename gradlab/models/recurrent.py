@@ -6,11 +6,17 @@ Parameters carry torch's names, shapes and gate orders (``weight_ih_l{k}``: [G·
 GRU r, z, n), so torch's state dicts load unchanged and :func:`gradlab.from_torch` is a copy.
 ``forward`` takes and returns exactly what torch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` do.
 
-Hook points, one per layer ``k`` (a :class:`~gradlab.models.hooks.HookPoint` receives the step ``t``):
+With ``bidirectional=True`` each layer runs a second direction from the last position to the first,
+with its own parameters (``…_l{k}_reverse``); its output is the concatenation [T, B, 2H] of the two
+directions at each input position, as torch's.
 
-- ``hook_h[k]``: h_t  [B, H], the tensor that feeds step t+1 and the layer's output;
-- ``hook_c[k]`` (LSTM): c_t  [B, H], after c_t is formed and before h_t = o ⊙ tanh(c_t);
-- ``hook_out[k]``: the layer's output sequence  [T, B, H] (time-major), ``t=None``.
+Hook points, one per layer ``k`` and direction ``d`` at index ``k·D + d`` (D = 2 if bidirectional
+else 1, torch's order of h_n), each receiving the input position ``t`` of the step (the reverse
+direction visits t = T−1 … 0); :meth:`RecurrentModel.hook_point` finds them by name:
+
+- ``hook_h[kD+d]``: h_t  [B, H], the tensor that feeds the direction's next step and the output;
+- ``hook_c[kD+d]`` (LSTM): c_t  [B, H], after c_t is formed and before h_t = o ⊙ tanh(c_t);
+- ``hook_out[kD+d]``: the direction's output sequence  [T, B, H] (time-major, input order), ``t=None``.
 """
 
 from __future__ import annotations
@@ -50,12 +56,13 @@ class RecurrentModel(nn.Module):
     torch_module: ClassVar[type[nn.Module]]
     torch_cell: ClassVar[type[nn.Module]]
 
-    hook_h: nn.ModuleList  # [num_layers] HookPoint on h_t
-    hook_c: Optional[nn.ModuleList]  # [num_layers] HookPoint on c_t, for architectures with a cell state
-    hook_out: nn.ModuleList  # [num_layers] HookPoint on the layer's output sequence
+    hook_h: nn.ModuleList  # [num_layers · D] HookPoint on h_t
+    hook_c: Optional[nn.ModuleList]  # [num_layers · D] HookPoint on c_t, for architectures with a cell state
+    hook_out: nn.ModuleList  # [num_layers · D] HookPoint on each direction's output sequence
 
     def __init__(self, architecture: Architecture, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, device=None, dtype=None) -> None:
+                 bias: bool = True, batch_first: bool = False, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
@@ -67,16 +74,19 @@ class RecurrentModel(nn.Module):
         self.num_layers = num_layers
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
         factory = {"device": device, "dtype": dtype}
         rows = architecture.gate_count * hidden_size
         for k in range(num_layers):
-            width = input_size if k == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(rows, width, **factory)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(rows, hidden_size, **factory)))
-            if self.bias:
-                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(rows, **factory)))
-                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(rows, **factory)))
-        points = lambda: nn.ModuleList(HookPoint() for _ in range(num_layers))  # noqa: E731
+            width = input_size if k == 0 else self.num_directions * hidden_size
+            for d in range(self.num_directions):
+                suffix = f"_l{k}" + ("_reverse" if d else "")
+                self.register_parameter("weight_ih" + suffix, nn.Parameter(torch.empty(rows, width, **factory)))
+                self.register_parameter("weight_hh" + suffix, nn.Parameter(torch.empty(rows, hidden_size, **factory)))
+                if self.bias:
+                    self.register_parameter("bias_ih" + suffix, nn.Parameter(torch.empty(rows, **factory)))
+                    self.register_parameter("bias_hh" + suffix, nn.Parameter(torch.empty(rows, **factory)))
+        points = lambda: nn.ModuleList(HookPoint() for _ in range(num_layers * self.num_directions))  # noqa: E731
         self.hook_h = points()
         self.hook_c = points() if "c" in architecture.state_names else None
         self.hook_out = points()
@@ -91,12 +101,17 @@ class RecurrentModel(nn.Module):
     def state_names(self) -> tuple[str, ...]:
         return self.architecture.state_names
 
-    def hook_point(self, name: str, layer: int) -> HookPoint:
-        """The hook point of state ``name`` ("h", "c") or "out" in ``layer``."""
+    @property
+    def num_directions(self) -> int:
+        """2 if bidirectional, else 1."""
+        return 2 if self.bidirectional else 1
+
+    def hook_point(self, name: str, layer: int, direction: int = 0) -> HookPoint:
+        """The hook point of state ``name`` ("h", "c") or "out" in ``layer``, ``direction``."""
         points = {"h": self.hook_h, "c": self.hook_c, "out": self.hook_out}.get(name)
         if points is None:
             raise KeyError(f"{type(self).__name__} has hook points {', '.join(self.state_names + ('out',))}, not {name!r}")
-        return points[layer]
+        return points[layer * self.num_directions + direction]
 
     def reset_parameters(self) -> None:
         """torch's initialisation: every parameter uniform in ±1/√H."""
@@ -104,10 +119,12 @@ class RecurrentModel(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def layer_parameters(self, k: int) -> tuple[torch.Tensor, torch.Tensor,
-                                                Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """(weight_ih, weight_hh, bias_ih, bias_hh) of layer ``k``; biases are None without bias."""
-        get = lambda n: getattr(self, f"{n}_l{k}", None)  # noqa: E731
+    def layer_parameters(self, k: int, direction: int = 0) -> tuple[torch.Tensor, torch.Tensor,
+                                                                   Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of layer ``k``, ``direction``; biases are None
+        without bias."""
+        suffix = f"_l{k}" + ("_reverse" if direction else "")
+        get = lambda n: getattr(self, n + suffix, None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
     def extra_repr(self) -> str:
@@ -120,6 +137,8 @@ class RecurrentModel(nn.Module):
             s += ", bias=False"
         if self.batch_first:
             s += ", batch_first=True"
+        if self.bidirectional:
+            s += ", bidirectional=True"
         return s
 
     # -- the boundary ------------------------------------------------------------------------------
@@ -135,9 +154,10 @@ class RecurrentModel(nn.Module):
 
     def initial_state(self, state: Optional[State], layout: SequenceLayout, batch: int,
                       like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The initial state as one [L, B, H] tensor per state name: zeros when ``state`` is None,
-        else ``state`` (as the model takes it) checked and brought into that form."""
-        shape = (self.num_layers, batch, self.hidden_size)
+        """The initial state as one [L·D, B, H] tensor per state name (row k·D + d for layer k,
+        direction d): zeros when ``state`` is None, else ``state`` (as the model takes it) checked
+        and brought into that form."""
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         if state is None:
             zeros = like.new_zeros(shape)
             return tuple(zeros for _ in self.state_names)
@@ -157,9 +177,10 @@ class RecurrentModel(nn.Module):
     def forward(self, x: torch.Tensor, state: Optional[State] = None):
         """x: [T, B, I] ([B, T, I] if batch_first, or [T, I] unbatched).
 
-        state: h_0 [L, B, H] (LSTM: (h_0, c_0)), zeros when None.
+        state: h_0 [L·D, B, H] (LSTM: (h_0, c_0)), zeros when None.
         Returns (output, h_n), or (output, (h_n, c_n)) for the LSTM, as torch does:
-        output [T, B, H] (laid out like x) holds the top layer's h_t; h_n, c_n: [L, B, H].
+        output [T, B, D·H] (laid out like x) holds the top layer's h_t of every direction;
+        h_n, c_n: [L·D, B, H], each direction's state after its last step.
         """
         layout = self.layout_of(x)
         seq = layout.time_major(x)
@@ -167,30 +188,41 @@ class RecurrentModel(nn.Module):
             raise ValueError(f"{type(self).__name__}: the sequence is empty")
         states = self.initial_state(state, layout, seq.shape[1], seq)
         finals = []
+        D = self.num_directions
         for k in range(self.num_layers):
-            seq, final = self._run_layer(k, seq, tuple(s[k] for s in states))
-            finals.append(final)
+            outputs = []
+            for d in range(D):
+                out, final = self._run_direction(k, d, seq, tuple(s[k * D + d] for s in states))
+                outputs.append(out)
+                finals.append(final)
+            seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
         final_states = tuple(layout.state_out(torch.stack([f[i] for f in finals])) for i in range(len(self.state_names)))
         return layout.restore(seq), as_state(final_states)
 
-    def _run_layer(self, k: int, seq: torch.Tensor, state: tuple[torch.Tensor, ...]):
-        """seq: [T, B, in] → (output sequence [T, B, H], final state tuple)."""
-        weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
+    def _run_direction(self, k: int, d: int, seq: torch.Tensor, state: tuple[torch.Tensor, ...]):
+        """seq: [T, B, in] → (this direction's output sequence [T, B, H] in input order, final state)."""
+        weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k, d)
         x_proj = F.linear(seq, weight_ih, bias_ih)  # [T, B, G*H], one product for all steps
-        outputs = []
+        T = x_proj.shape[0]
+        positions = range(T - 1, -1, -1) if d else range(T)
         # unbind, not x_proj[t]: the backward of T selects would write T full-size zero tensors
-        for t, x_proj_t in enumerate(x_proj.unbind(0)):
-            hook = lambda name, tensor: self.hook_point(name, k)(tensor, t)  # noqa: E731
-            state = self.architecture.step(x_proj_t, state, weight_hh, bias_hh, hook)
-            outputs.append(state[0])
-        return self.hook_out[k](torch.stack(outputs), None), state
+        steps = x_proj.unbind(0)
+        outputs = [None] * T
+        for t in positions:
+            hook = lambda name, tensor: self.hook_point(name, k, d)(tensor, t)  # noqa: E731
+            state = self.architecture.step(steps[t], state, weight_hh, bias_hh, hook)
+            outputs[t] = state[0]
+        return self.hook_point("out", k, d)(torch.stack(outputs), None), state
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """One time step of the whole stack, without hooks: x_t [B, I] (or [I]); state: one
         [L, B, H] (or [L, H]) tensor per state name → the state after the step, in the same form.
 
-        The same arithmetic as ``forward`` taken in time-major order (theory differentiates it).
+        The same arithmetic as ``forward`` taken in time-major order (theory differentiates it); a
+        bidirectional model has no one-step map and is refused.
         """
+        if self.bidirectional:
+            raise ValueError("a bidirectional model has no one-step map: its reverse direction reads the future")
         inp, new = x_t, []
         for k in range(self.num_layers):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
@@ -207,9 +239,10 @@ class SRN(RecurrentModel):
     torch_module, torch_cell = nn.RNN, nn.RNNCell
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = False, device=None, dtype=None) -> None:
+                 bias: bool = True, batch_first: bool = False, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
         super().__init__(SRNArchitecture(nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
-                         device, dtype)
+                         bidirectional, device, dtype)
 
     @property
     def nonlinearity(self) -> str:
@@ -223,8 +256,9 @@ class LSTM(RecurrentModel):
     hook_c: nn.ModuleList
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, device=None, dtype=None) -> None:
-        super().__init__(LSTMArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, device, dtype)
+                 batch_first: bool = False, bidirectional: bool = False, device=None, dtype=None) -> None:
+        super().__init__(LSTMArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
+                         device, dtype)
 
 
 class GRU(RecurrentModel):
@@ -233,8 +267,9 @@ class GRU(RecurrentModel):
     torch_module, torch_cell = nn.GRU, nn.GRUCell
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, device=None, dtype=None) -> None:
-        super().__init__(GRUArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, device, dtype)
+                 batch_first: bool = False, bidirectional: bool = False, device=None, dtype=None) -> None:
+        super().__init__(GRUArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
+                         device, dtype)
 
 
 MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"srn": SRN, "lstm": LSTM, "gru": GRU}

@@ -16,6 +16,11 @@ from gradlab.models.recurrent import RecurrentModel
 INITS = ("default", "orthogonal", "identity", "normal", "nndl")
 
 
+def layer_directions(model: RecurrentModel) -> list[tuple[int, int]]:
+    """(layer, direction) of every layer and direction, in torch's order."""
+    return [(k, d) for k in range(model.num_layers) for d in range(model.num_directions)]
+
+
 def nndl_init(model: RecurrentModel, gen: torch.Generator) -> None:
     """The NNDL book's initialisation (6.1.2, 6.3): each gate's W [I, H], U [H, H] and its single
     bias b [1, H] Xavier-uniform, bound √(6 / (fan_in + fan_out)). The book has one bias per gate;
@@ -24,8 +29,8 @@ def nndl_init(model: RecurrentModel, gen: torch.Generator) -> None:
     exactly the book's parameters. (The GRU's b_hn sits inside r ⊙ (·) and stays trainable.)"""
     H = model.hidden_size
     with torch.no_grad():
-        for k in range(model.num_layers):
-            w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k)
+        for k, d in layer_directions(model):
+            w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
             for weight in (w_ih, w_hh):
                 bound = math.sqrt(6.0 / (weight.shape[1] + H))
                 weight.copy_(torch.rand(weight.shape, generator=gen, dtype=torch.float64).mul(2 * bound).sub(bound))
@@ -74,8 +79,8 @@ def initialise(model: RecurrentModel, init: str = "default", gain: Optional[floa
     with torch.no_grad():
         if init == "nndl":
             nndl_init(model, gen)
-        for k in range(model.num_layers):
-            w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k)
+        for k, d in layer_directions(model):
+            w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
             blocks = list(w_hh.split(H))
             for block in blocks:
                 if init not in ("default", "nndl"):

@@ -31,6 +31,12 @@ def test_verify_rechecks_a_saved_analyze_run(tmp_path, capsys):
     assert f"lstm (run {run.name})" in out and f"gru (run {run.name})" in out
 
 
+def test_verify_bidirectional_random_problems_pass(capsys):
+    assert main(["verify", "--bidirectional", "--len", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "lstm, bidirectional" in out and "dh_t (layer 1, reverse)" in out and "weight_hh_l1_reverse" in out
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (["--model", "rnn"], "--model: invalid choice"),
     (["--len", "0"], "--len: expected an integer >= 1"),

@@ -17,7 +17,7 @@ REL_TOL = 1e-10
 
 
 def random_like_state(model, B, gen, scale=1.0):
-    shape = (model.num_layers, B, model.hidden_size)
+    shape = (model.num_layers * model.num_directions, B, model.hidden_size)
     parts = [scale * torch.randn(shape, generator=gen, dtype=torch.float64) for _ in model.state_names]
     return parts[0] if len(parts) == 1 else tuple(parts)
 
@@ -39,21 +39,24 @@ def assert_agree(result, reference, tol=REL_TOL):
     layers=st.integers(1, 3),
     bias=st.booleans(),
     batch_first=st.booleans(),
+    bidirectional=st.booleans(),
     loss=st.sampled_from(["last", "all", "random"]),
     with_state=st.booleans(),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_bptt_equals_autograd_on_random_problems(config, T, B, I, H, layers, bias, batch_first, loss, with_state, seed):
+def test_bptt_equals_autograd_on_random_problems(config, T, B, I, H, layers, bias, batch_first, bidirectional, loss,
+                                                 with_state, seed):
     kind, kwargs = config
     model = make_model(kind, kwargs, input_size=I, hidden_size=H, num_layers=layers, bias=bias,
-                       batch_first=batch_first, seed=seed % 1000)
+                       batch_first=batch_first, seed=seed % 1000, bidirectional=bidirectional)
     gen = torch.Generator().manual_seed(seed)
     shape_x = (B, T, I) if batch_first else (T, B, I)
     x = torch.randn(shape_x, generator=gen, dtype=torch.float64)
-    grad_out = torch.zeros(shape_x[:2] + (H,), dtype=torch.float64)
+    DH = model.num_directions * H
+    grad_out = torch.zeros(shape_x[:2] + (DH,), dtype=torch.float64)
     if loss == "last":
         idx = (slice(None), -1) if batch_first else (-1,)
-        grad_out[idx] = torch.randn(B, H, generator=gen, dtype=torch.float64)
+        grad_out[idx] = torch.randn(B, DH, generator=gen, dtype=torch.float64)
     else:
         grad_out.normal_(generator=gen)
     state = random_like_state(model, B, gen, 0.5) if with_state else None
@@ -153,19 +156,21 @@ def test_linear_srn_matches_the_closed_form():
 @pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_record_and_bptt_agree(kind, kwargs, num_layers, batch_first):
-    model = make_model(kind, kwargs, num_layers=num_layers, batch_first=batch_first)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_record_and_bptt_agree(kind, kwargs, num_layers, batch_first, bidirectional):
+    model = make_model(kind, kwargs, num_layers=num_layers, batch_first=batch_first, bidirectional=bidirectional)
     x = make_input(model, T=8, B=3)
-    weights = torch.linspace(-1, 1, 4, dtype=torch.float64)
+    weights = torch.linspace(-1, 1, 4 * model.num_directions, dtype=torch.float64)
     loss_fn = lambda out: (out * weights).tanh().sum()  # noqa: E731
     trace = gradlab.record(model, x, loss_fn, full=True)
     out = model(x)[0].detach().requires_grad_(True)
     (grad_out,) = torch.autograd.grad(loss_fn(out), out)
     res = bptt(model, x, grad_out)
     for k in range(num_layers):
-        torch.testing.assert_close(res.grad("h", k), trace.grad("h", k), atol=1e-13, rtol=1e-11)
-        if kind == "lstm":
-            torch.testing.assert_close(res.grad("c", k), trace.grad("c", k), atol=1e-13, rtol=1e-11)
+        for d in range(model.num_directions):
+            for name in model.state_names:
+                torch.testing.assert_close(res.grad(name, k, d), trace.grad(name, k, d), atol=1e-13, rtol=1e-11)
+            np.testing.assert_allclose(res.explicit_grad_norms(k, d), trace.explicit_grad_norms(k, d), atol=1e-13)
     torch.testing.assert_close(res.initial_grad("h"), trace.initial_grads["h"], atol=1e-13, rtol=1e-11)
 
 
@@ -215,3 +220,41 @@ def test_step_jacobians_equal_autograd(kind, kwargs):
         s_prev = torch.cat([p[t, b] for p in tapes])
         want = torch.autograd.functional.jacobian(step, s_prev)
         torch.testing.assert_close(J[b], want, atol=1e-13, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS[:2] + MODEL_CONFIGS[3:], ids=MODEL_IDS[:2] + MODEL_IDS[3:])
+@pytest.mark.parametrize("log_domain", [False, True], ids=["plain", "log"])
+def test_parameter_and_input_gradients_equal_autograd_through_torchs_fused_module(kind, kwargs, log_domain):
+    """An independent reference: torch's own nn.RNN/LSTM/GRU (bidirectional, two layers, batch_first,
+    with an initial state and a loss on the final state), differentiated by autograd."""
+    model = make_model(kind, kwargs, num_layers=2, batch_first=True, bidirectional=True)
+    fused = gradlab.to_torch(model)
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 6, 3, generator=gen, dtype=torch.float64)
+    grad_out = torch.randn(3, 6, 8, generator=gen, dtype=torch.float64)
+    state, grad_state = random_like_state(model, 3, gen, 0.5), random_like_state(model, 3, gen)
+    x_leaf = x.clone().requires_grad_(True)
+    out, final = fused(x_leaf, state)
+    finals = (final,) if isinstance(final, torch.Tensor) else final
+    ends = (grad_state,) if isinstance(grad_state, torch.Tensor) else grad_state
+    loss = (out * grad_out).sum() + sum((f * g).sum() for f, g in zip(finals, ends))
+    names = [n for n, _ in fused.named_parameters()]
+    want = torch.autograd.grad(loss, [x_leaf, *fused.parameters()])
+    res = bptt(model, x, grad_out, state, grad_state, log_domain=log_domain)
+    torch.testing.assert_close(res.input_grad, want[0], atol=1e-13, rtol=1e-11)
+    for name, g in zip(names, want[1:]):
+        torch.testing.assert_close(res.param_grads[name], g, atol=1e-13, rtol=1e-11, msg=name)
+
+
+def test_the_reverse_direction_runs_from_the_last_position():
+    """With the loss on the output at position 0 only, the reverse direction's gradient is non-zero
+    at every position (position 0 is its last step) and the forward direction's only at position 0."""
+    model = make_model("gru", {}, bidirectional=True)
+    x = make_input(model, T=5, B=2)
+    g = torch.zeros(5, 2, 8, dtype=torch.float64)
+    g[0] = 1.0
+    res = bptt(model, x, g)
+    forward, reverse = res.grad_norms("h", 0, 0), res.grad_norms("h", 0, 1)
+    assert (forward[0] > 0).all() and (forward[1:] == 0).all()
+    assert (reverse > 0).all()
+    assert res.explicit_grad_norms(0, 1)[0].tolist() == pytest.approx([2.0, 2.0])  # ‖(1, 1, 1, 1)‖

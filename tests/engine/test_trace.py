@@ -30,6 +30,8 @@ def traces():
     srn32 = make_model("srn", {"nonlinearity": "relu"}, dtype=torch.float32)
     gru = make_model("gru", {})
     yield "bptt (every field)", gradlab.bptt(lstm, x, g, log_domain=True)
+    bi = make_model("gru", {}, num_layers=2, bidirectional=True)
+    yield "bidirectional", gradlab.record(bi, make_input(bi), lambda o: o[0].sum() + o[-1].sum())
     yield "record, float32", gradlab.record(srn32, make_input(srn32), lambda o: o[-1].sum())
     yield "record, norms only", gradlab.record(gru, make_input(gru), lambda o: o.pow(2).sum(), full=False)
     x_gru = make_input(gru, T=9)

@@ -30,16 +30,18 @@ def assert_same_result(a, b, atol):
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_from_torch_computes_the_same_function(kind, nonlinearity, num_layers, bias, batch_first):
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_from_torch_computes_the_same_function(kind, nonlinearity, num_layers, bias, batch_first, bidirectional):
     torch.manual_seed(0)
     module = torch_module(kind, nonlinearity or "tanh", input_size=3, hidden_size=5, num_layers=num_layers,
-                          bias=bias, batch_first=batch_first, dtype=torch.float64)
+                          bias=bias, batch_first=batch_first, bidirectional=bidirectional, dtype=torch.float64)
     model = gradlab.from_torch(module)
     assert type(model).__name__ == {"srn": "SRN", "lstm": "LSTM", "gru": "GRU"}[kind]
+    assert model.bidirectional == bidirectional
     x = torch.randn((2, 7, 3) if batch_first else (7, 2, 3), dtype=torch.float64)
     assert_same_result(model(x), module(x), atol=1e-12)
     # with a given initial state
-    h0 = torch.randn(num_layers, 2, 5, dtype=torch.float64)
+    h0 = torch.randn(num_layers * (2 if bidirectional else 1), 2, 5, dtype=torch.float64)
     state = (h0, torch.randn_like(h0)) if kind == "lstm" else h0
     assert_same_result(model(x, state), module(x, state), atol=1e-12)
 
@@ -61,11 +63,13 @@ def test_unbatched_input_matches_batched(kind, kwargs):
 @pytest.mark.parametrize("kind,kwargs", [c for c in MODEL_CONFIGS if c[1].get("nonlinearity") != "linear"],
                          ids=[i for i in MODEL_IDS if i != "srn-linear"])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_round_trip_through_torch_is_exact(kind, kwargs, batch_first):
-    model = make_model(kind, kwargs, num_layers=2, batch_first=batch_first, dtype=torch.float32)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_round_trip_through_torch_is_exact(kind, kwargs, batch_first, bidirectional):
+    model = make_model(kind, kwargs, num_layers=2, batch_first=batch_first, dtype=torch.float32,
+                       bidirectional=bidirectional)
     module = gradlab.to_torch(model)
     assert isinstance(module, TORCH_CLASSES[kind])
-    assert module.batch_first == batch_first and module.num_layers == 2
+    assert module.batch_first == batch_first and module.num_layers == 2 and module.bidirectional == bidirectional
     back = gradlab.from_torch(module)
     assert type(back) is type(model)
     assert list(back.state_dict()) == list(model.state_dict()) == list(module.state_dict())
@@ -108,7 +112,6 @@ def test_converting_preserves_dtype_and_training_mode():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (nn.LSTM(3, 4, bidirectional=True), "bidirectional"),
     (nn.LSTM(3, 4, proj_size=2), "proj_size"),
     (nn.Linear(3, 4), "takes torch.nn.RNN"),
 ])
@@ -191,3 +194,26 @@ def test_every_model_class_has_its_architecture_and_torch_counterparts():
         assert model.hook_point("h", 0) is model.hook_h[0]
         assert (model.hook_c is not None) == ("c" in model.state_names)
         assert cls.torch_module.__module__.startswith("torch.nn") and cls.torch_cell.__module__.startswith("torch.nn")
+
+
+def test_a_bidirectional_model_has_hook_points_per_direction_at_torchs_index():
+    model = gradlab.LSTM(3, 4, num_layers=2, bidirectional=True)
+    assert len(model.hook_h) == len(model.hook_c) == len(model.hook_out) == 4
+    assert model.hook_point("c", 1, 1) is model.hook_c[3]  # layer k, direction d: index k·D + d, as h_n's
+    seen = []
+    with gradlab.attached([(model.hook_point("h", 0, 1), lambda h, t: seen.append(t))]):
+        model(torch.randn(5, 2, 3))
+    assert seen == [4, 3, 2, 1, 0]  # the reverse direction visits the input positions from the last
+
+
+def test_what_has_no_meaning_for_a_bidirectional_model_is_refused_with_the_reason():
+    model = gradlab.GRU(3, 4, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="reverse direction reads the future"):
+        model.step(x[0], (torch.zeros(2, 2, 4, dtype=torch.float64),))
+    with pytest.raises(ValueError, match="no one-step state map"):
+        gradlab.lyapunov_exponents(model, x)
+    with pytest.raises(ValueError, match="needs the whole sequence"):
+        gradlab.checkpointed_norms(model, lambda a, b: x[a:b], lambda a, b, o: torch.zeros_like(o), 6, 2)
+    with pytest.raises(ValueError, match="one direction"):
+        gradlab.to_nndl(gradlab.SRN(3, 4, bidirectional=True))

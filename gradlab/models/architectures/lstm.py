@@ -133,7 +133,8 @@ class LSTMArchitecture(Architecture):
         return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
 
     def step_jacobians(self, tape: LSTMTape, weight_hh) -> Iterator[torch.Tensor]:
-        """Eq. (JAC-LSTM): [[∂h_t/∂h_{t−1}, ∂h_t/∂c_{t−1}], [∂c_t/∂h_{t−1}, ∂c_t/∂c_{t−1}]], each [B, 2H, 2H]."""
+        """Eq. (JAC-LSTM): [[∂h_t/∂h_{t−1}, ∂h_t/∂c_{t−1}], [∂c_t/∂h_{t−1}, ∂c_t/∂c_{t−1}]],
+        each [B, 2H, 2H]."""
         d = self.local_derivatives(tape)
         W_i, W_f, W_g, W_o = weight_hh.chunk(4)
         for t in range(d.f.shape[0]):

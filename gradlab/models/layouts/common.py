@@ -42,6 +42,8 @@ def split_single_layer(model: RecurrentModel) -> tuple[list, list, list]:
 
     The two torch biases are summed into the course's one bias (the same function).
     """
+    if model.bidirectional:
+        raise ValueError("course layouts describe one direction; this model is bidirectional")
     if model.num_layers != 1:
         raise ValueError("course layouts describe one layer; this model has "
                          f"{model.num_layers} (convert each layer's model separately)")
