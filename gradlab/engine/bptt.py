@@ -106,13 +106,15 @@ class LayerSweep:
 
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
-                    log_domain: bool):
+                    log_domain: bool, finals_from_loss: bool = True):
     """The layers' backward sweeps, top down, each direction on its own.
 
     explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
     log domain. grad_finals[k·D + d]: the gradient on that direction's final state: a plain tuple
-    of [B, H], or ((ĥ[, ĉ]), log [B]). Returns (LayerSweep per layer and direction at index k·D + d,
-    all in input order; ∂L/∂x in the same form as ``explicit``).
+    of [B, H], or ((ĥ[, ĉ]), log [B]). finals_from_loss: they are ∂L/∂h_n (then part of the reported
+    explicit gradient at the direction's last step), not a carry from a later segment.
+    Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
+    same form as ``explicit``).
     """
     arch, D, H = model.architecture, model.num_directions, model.hidden_size
     sweeps: list[Optional[LayerSweep]] = [None] * (model.num_layers * D)
@@ -124,8 +126,13 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             flip = lambda v: in_input_order(v, d)  # noqa: E731
             if log_domain:
                 hat, log = flip(explicit[0][..., part]), flip(explicit[1])
-                plain_explicit, log10_explicit = to_plain(hat, log), log10_norm(hat, log)
                 final_hat, final_log = grad_finals[k * D + d]
+                shown_hat, shown_log = hat, log
+                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at the last step swept
+                    last_hat, last_log = add_logs(hat[-1], log[-1], final_hat[0], final_log)
+                    shown_hat = torch.cat((hat[:-1], last_hat.unsqueeze(0)))
+                    shown_log = torch.cat((log[:-1], last_log.unsqueeze(0)))
+                plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
                 scale = LogScale(hat.contiguous(), log, final_log)
                 g = arch.backward_sweep(tape, scale, tuple(c.clone() for c in final_hat), w_hh)
                 steps = scale.steps
@@ -139,8 +146,11 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 below = down if below is None else add_logs(*below, *down)
             else:
                 e = flip(explicit[..., part])
-                plain_explicit, log10_explicit = e, stable_norm(e).log10()
                 final = tuple(c.clone() for c in grad_finals[k * D + d])
+                plain_explicit = e
+                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at the last step swept
+                    plain_explicit = torch.cat((e[:-1], (e[-1] + final[0]).unsqueeze(0)))
+                log10_explicit = stable_norm(plain_explicit).log10()
                 g = arch.backward_sweep(tape, PlainScale(e.contiguous()), final, w_hh)
                 dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
                 log10_dh = stable_norm(dh).log10()

@@ -13,6 +13,7 @@ log-domain pass (:func:`gradlab.bptt`) on the same ∂L/∂output.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Optional
 
 import torch
@@ -22,7 +23,17 @@ from gradlab.engine.bptt import as_gradlab_model, bptt
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.hooks import attached
-from gradlab.models.recurrent import State, as_state
+from gradlab.models.recurrent import State, as_state, state_parts
+
+def takes_two_arguments(fn: Callable) -> bool:
+    """Whether ``fn`` can be called with two positional arguments (output, final state)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 2
+
 
 #: With ``full=None`` the tensors are kept when one state's gradients have at most this many
 #: elements (T·B·H·layers); longer runs keep only the norms.
@@ -41,8 +52,9 @@ def record(
 
     model: a gradlab SRN/LSTM/GRU, or a torch nn.RNN/LSTM/GRU (copied with ``from_torch``).
     x: [T, B, I] ([B, T, I] if batch_first; [T, I] unbatched).
-    loss_fn: receives exactly the ``output`` tensor the model returns ([T, B, H] laid out like x,
-        the top layer's h_t) and returns a scalar tensor.
+    loss_fn: receives exactly the ``output`` tensor the model returns ([T, B, D·H] laid out like x,
+        the top layer's h_t) — and, if it takes two arguments, the final state as the model returns
+        it too (h_n, or (h_n, c_n)) — and returns a scalar tensor.
     state: the initial state as the model takes it (zeros when None).
     full: keep the full gradient tensors; None keeps them up to ``FULL_TENSOR_LIMIT`` elements.
     log_domain: also run the hand-derived log-domain backward pass on the same ∂L/∂output, for
@@ -63,6 +75,8 @@ def record(
     grads = {n: x.new_zeros(L, D, T, B, H) for n in names} if full else None
     explicit_grads = x.new_zeros(L, D, T, B, H) if full else None
     top_explicit = x.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
+    last = [T - 1, 0][:D]  # each direction's last step: where ∂L/∂h_n enters
+    at_last = x.new_zeros(L, D, B, H)  # the explicit gradient through the output there
 
     def keep_step(name: str, k: int, d: int, t: int, g: torch.Tensor) -> None:
         if full:  # norms follow from the kept tensors in one call at the end
@@ -73,6 +87,7 @@ def record(
     def keep_sequence(k: int, d: int, g: torch.Tensor) -> None:
         g = g.reshape(T, B, H)
         explicit_norms[k, d] = stable_norm(g)
+        at_last[k, d] = g[last[d]]
         if full:
             explicit_grads[k, d] = g
         if k == L - 1:
@@ -93,19 +108,31 @@ def record(
     directions = [(k, d) for k in range(L) for d in range(D)]
     pairs = [(model.hook_point(n, k, d), on_state(n, k, d)) for n in names for k, d in directions]
     pairs += [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions]
+    reads_final = takes_two_arguments(loss_fn)
     with attached(pairs):
-        output, _ = model(x, as_state(leaves))
-        loss = loss_fn(output)
+        output, final = model(x, as_state(leaves))
+        loss = loss_fn(output, final) if reads_final else loss_fn(output)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise ValueError("loss_fn must return a scalar tensor")
-        initial = torch.autograd.grad(loss.reshape(()), leaves, allow_unused=True)
+        finals = state_parts(final)
+        got = torch.autograd.grad(loss.reshape(()), leaves + (finals if reads_final else ()), allow_unused=True)
+    initial = got[:len(leaves)]
+    grad_final = tuple(layout.state_in(g if g is not None else torch.zeros_like(f)) for g, f in
+                       zip(got[len(leaves):], finals)) if reads_final else None  # [L·D, B, H] each
+    if grad_final is not None:  # the explicit part at each direction's last step includes ∂L/∂h_n
+        with_final = at_last + grad_final[0].view(L, D, B, H)
+        for k, d in directions:
+            explicit_norms[k, d, last[d]] = stable_norm(with_final[k, d])
+            if full:
+                explicit_grads[k, d, last[d]] = with_final[k, d]
     if full:
         norms = {n: stable_norm(grads[n]) for n in names}
     engine = "autograd with tensor hooks (gradlab.record)"
     log10_norms = explicit_log10 = None
     if log_domain:
         grad_output = layout.restore(top_explicit)
-        logd = bptt(model, x, grad_output, state=state, log_domain=True)
+        grad_state = None if grad_final is None else as_state(tuple(layout.state_out(g) for g in grad_final))
+        logd = bptt(model, x, grad_output, state=state, grad_state=grad_state, log_domain=True)
         log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
         engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"
     to_numpy = lambda t: t.cpu().numpy()  # noqa: E731

@@ -2,9 +2,10 @@
 
 For every layer, direction and step it holds the per-sample norm of the **total** derivative
 ∂L/∂h_t (and ∂L/∂c_t for the LSTM) — every path from the state to the loss, through all later
-steps, what ``torch.autograd.grad(loss, h_t)`` returns — and of the **explicit** part ∂⁺L/∂h_t,
-which reaches h_t without passing through its own layer's recurrence (for the top layer: the loss's
-direct dependence on output[t]; for a lower layer: what arrives through the layer above).
+steps, what ``torch.autograd.grad(loss, h_t)`` returns — and of the **explicit** part ∂⁺L/∂h_t:
+every gradient reaching h_t other than through its own layer and direction's next step (the loss
+through output[t] for the top layer, the layer above for a lower one, and ∂L/∂h_n at the
+direction's last step).
 
 Conventions (the same in every field):
 

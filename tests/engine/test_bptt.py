@@ -258,3 +258,21 @@ def test_the_reverse_direction_runs_from_the_last_position():
     assert (forward[0] > 0).all() and (forward[1:] == 0).all()
     assert (reverse > 0).all()
     assert res.explicit_grad_norms(0, 1)[0].tolist() == pytest.approx([2.0, 2.0])  # ‖(1, 1, 1, 1)‖
+
+
+def test_the_gradient_on_the_final_state_is_part_of_the_explicit_gradient_at_the_last_step():
+    model = make_model("lstm", {}, num_layers=2, bidirectional=True)
+    x = make_input(model, T=5, B=2)
+    gen = torch.Generator().manual_seed(3)
+    g = torch.randn(5, 2, 8, generator=gen, dtype=torch.float64)
+    grad_state = random_like_state(model, 2, gen)
+    for log_domain in (False, True):
+        res = bptt(model, x, g, grad_state=grad_state, log_domain=log_domain)
+        h_n = grad_state[0].view(2, 2, 2, 4)
+        top = torch.stack([g[..., :4], g[..., 4:]])  # [D, T, B, H] through the output
+        for d, last in ((0, 4), (1, 0)):
+            want = top[d].clone()
+            want[last] += h_n[1, d]
+            torch.testing.assert_close(res.explicit_grad(1, d), want, atol=1e-14, rtol=1e-13)
+            np.testing.assert_allclose(res.explicit_log10_grad_norms(1, d), np.log10(want.norm(dim=-1).numpy()),
+                                       atol=1e-12)

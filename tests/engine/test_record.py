@@ -200,3 +200,37 @@ def test_record_equals_autograd_on_cuda(kind, kwargs, num_layers):
             want = torch.stack([expected[((name, k), t)] for t in range(6)])
             torch.testing.assert_close(trace.grad(name, k), want, atol=1e-13, rtol=1e-12)
     assert trace.meta["device"].startswith("cuda")
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS[:1] + MODEL_CONFIGS[3:], ids=MODEL_IDS[:1] + MODEL_IDS[3:])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_a_loss_on_the_final_state_is_recorded_exactly(kind, kwargs, bidirectional):
+    """loss_fn(output, final): every ∂L/∂h_t, ∂L/∂c_t equals autograd's, and ∂L/∂h_n is part of the
+    explicit gradient at each direction's last step (position T−1 forward, 0 reverse)."""
+    from gradlab.engine.reference import autograd_reference
+
+    model = make_model(kind, kwargs, num_layers=2, bidirectional=bidirectional)
+    x = make_input(model, T=6, B=3)
+    D = model.num_directions
+
+    def loss_fn(output, final):
+        parts = (final,) if isinstance(final, torch.Tensor) else final
+        return sum(p.sin().sum() for p in parts)  # the final state only: output[t] is not read
+
+    trace = gradlab.record(model, x, loss_fn, full=True)
+    _, final = model(x)
+    parts = tuple(p.detach().requires_grad_(True) for p in ((final,) if isinstance(final, torch.Tensor) else final))
+    grad_state = torch.autograd.grad(loss_fn(None, parts[0] if len(parts) == 1 else parts), parts)
+    grad_state = grad_state[0] if len(parts) == 1 else grad_state
+    want = autograd_reference(model, x, torch.zeros(6, 3, 4 * D, dtype=torch.float64), grad_state=grad_state)
+    for name in model.state_names:
+        for k in range(2):
+            for d in range(D):
+                torch.testing.assert_close(trace.grad(name, k, d), want.grad(name, k, d), atol=1e-13, rtol=1e-12)
+    g_h_n = (grad_state if isinstance(grad_state, torch.Tensor) else grad_state[0]).view(2, D, 3, 4)
+    for d, last in zip(range(D), (5, 0)):
+        top = trace.explicit_grad(1, d)
+        torch.testing.assert_close(top[last], g_h_n[1, d])
+        assert (np.delete(trace.explicit_grad_norms(1, d), last, axis=0) == 0).all()
+    # the log-domain pass sees the same loss
+    np.testing.assert_allclose(trace.log10_grad_norms("h", 0), np.log10(trace.grad_norms("h", 0)), atol=1e-12)
