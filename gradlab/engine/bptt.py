@@ -23,12 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.logscale import LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
+from gradlab.engine.logscale import LOG_ZERO, LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import Tape
 from gradlab.models.convert import from_torch
+from gradlab.models.layout import SequenceLayout, along_time, within_length_reversal
 from gradlab.models.recurrent import RecurrentModel, State
 
 GradState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -43,26 +45,33 @@ def as_gradlab_model(model: nn.Module, caller: str) -> RecurrentModel:
     return model
 
 
-def in_input_order(seq: torch.Tensor, direction: int) -> torch.Tensor:
-    """A direction's sequence [T, …] between the order it is swept in and input order (its own inverse)."""
-    return seq.flip(0) if direction else seq
+def sweep_order(direction: int, lengths: Optional[torch.Tensor], T: int):
+    """The map between input order and the order a direction sweeps its sequence [T, B, …] in (its own
+    inverse): nothing forward; the reverse direction runs from each sample's own last position."""
+    if not direction:
+        return lambda seq: seq
+    if lengths is None:
+        return lambda seq: seq.flip(0)
+    positions = within_length_reversal(lengths, T)
+    return lambda seq: along_time(seq, positions)
 
 
-def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...]):
-    """Each layer's and direction's forward sweep (no autograd). x_tm: [T, B, I]; init: one
-    [L·D, B, H] per state name. Returns (inputs, tapes): every layer's input sequence [T, B, in],
-    bottom first, and the tapes at index k·D + d, each in the order its direction swept (the
-    reverse direction's from the last position to the first)."""
-    arch, D = model.architecture, model.num_directions
+def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
+                  lengths: Optional[torch.Tensor] = None):
+    """Each layer's and direction's forward sweep (no autograd). x_tm: [T, B, I] (padded past
+    ``lengths`` [B], if given); init: one [L·D, B, H] per state name. Returns (inputs, tapes): every
+    layer's input sequence [T, B, in], bottom first, and the tapes at index k·D + d, each in the
+    order its direction swept (the reverse direction's from each sample's last position)."""
+    arch, D, T = model.architecture, model.num_directions, x_tm.shape[0]
     inputs, tapes, seq = [], [], x_tm
     with torch.no_grad():
         for k in range(model.num_layers):
             inputs.append(seq)
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
-                x_proj = in_input_order(F.linear(seq, w_ih, b_ih), d)
+                x_proj = sweep_order(d, lengths, T)(F.linear(seq, w_ih, b_ih))
                 tapes.append(arch.forward_sweep(x_proj, tuple(s[k * D + d] for s in init), w_hh, b_hh))
-            outputs = [in_input_order(tapes[k * D + d].h[1:], d) for d in range(D)]
+            outputs = [sweep_order(d, lengths, T)(tapes[k * D + d].h[1:]) for d in range(D)]
             seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
     return inputs, tapes
 
@@ -106,35 +115,42 @@ class LayerSweep:
 
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
-                    log_domain: bool, finals_from_loss: bool = True):
+                    log_domain: bool, finals_from_loss: bool = True, lengths: Optional[torch.Tensor] = None):
     """The layers' backward sweeps, top down, each direction on its own.
 
     explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
     log domain. grad_finals[k·D + d]: the gradient on that direction's final state: a plain tuple
     of [B, H], or ((ĥ[, ĉ]), log [B]). finals_from_loss: they are ∂L/∂h_n (then part of the reported
-    explicit gradient at the direction's last step), not a carry from a later segment.
+    explicit gradient at the direction's last step, each sample's own with ``lengths``), not a carry
+    from a later segment.
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
     arch, D, H = model.architecture, model.num_directions, model.hidden_size
+    T, B = tapes[0].h.shape[0] - 1, tapes[0].h.shape[1]
+    batch = torch.arange(B, device=tapes[0].h.device)
+    last = (lengths - 1).clamp_min(0) if lengths is not None else torch.full_like(batch, T - 1)  # swept order
     sweeps: list[Optional[LayerSweep]] = [None] * (model.num_layers * D)
     for k in reversed(range(model.num_layers)):
         below = None  # ∂L/∂(input of layer k), summed over directions
         for d in range(D):
             w_ih, w_hh, b_ih, _ = model.layer_parameters(k, d)
             tape, part = tapes[k * D + d], slice(d * H, (d + 1) * H)
-            flip = lambda v: in_input_order(v, d)  # noqa: E731
+            flip = sweep_order(d, lengths, T)
             if log_domain:
                 hat, log = flip(explicit[0][..., part]), flip(explicit[1])
                 final_hat, final_log = grad_finals[k * D + d]
                 shown_hat, shown_log = hat, log
-                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at the last step swept
-                    last_hat, last_log = add_logs(hat[-1], log[-1], final_hat[0], final_log)
-                    shown_hat = torch.cat((hat[:-1], last_hat.unsqueeze(0)))
-                    shown_log = torch.cat((log[:-1], last_log.unsqueeze(0)))
+                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at each sample's last step
+                    last_hat, last_log = add_logs(hat[last, batch], log[last, batch], final_hat[0], final_log)
+                    shown_hat, shown_log = hat.index_put((last, batch), last_hat), log.index_put((last, batch), last_log)
+                    scale = LogScale(hat.contiguous(), log, torch.full_like(final_log, LOG_ZERO),
+                                     final=(last, final_hat, final_log))
+                    start = tuple(torch.zeros_like(c) for c in final_hat)
+                else:
+                    scale, start = LogScale(hat.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
                 plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
-                scale = LogScale(hat.contiguous(), log, final_log)
-                g = arch.backward_sweep(tape, scale, tuple(c.clone() for c in final_hat), w_hh)
+                g = arch.backward_sweep(tape, scale, start, w_hh)
                 steps = scale.steps
                 dxp = to_plain(g.dx_proj, steps)
                 dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
@@ -146,12 +162,16 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 below = down if below is None else add_logs(*below, *down)
             else:
                 e = flip(explicit[..., part])
-                final = tuple(c.clone() for c in grad_finals[k * D + d])
+                final = grad_finals[k * D + d]
                 plain_explicit = e
-                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at the last step swept
-                    plain_explicit = torch.cat((e[:-1], (e[-1] + final[0]).unsqueeze(0)))
+                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at each sample's last step
+                    plain_explicit = e.index_put((last, batch), e[last, batch] + final[0])
+                    scale = PlainScale(e.contiguous(), final=(last, final))
+                    start = tuple(torch.zeros_like(c) for c in final)
+                else:
+                    scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
                 log10_explicit = stable_norm(plain_explicit).log10()
-                g = arch.backward_sweep(tape, PlainScale(e.contiguous()), final, w_hh)
+                g = arch.backward_sweep(tape, scale, start, w_hh)
                 dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
                 log10_dh = stable_norm(dh).log10()
                 log10_dc = None if dc is None else stable_norm(dc).log10()
@@ -182,32 +202,51 @@ def _numpy_stack(values: list[torch.Tensor], D: int) -> np.ndarray:
     return _by_layer(values, D).to(torch.float64).cpu().numpy()
 
 
+def check_grad_output(layout: SequenceLayout, grad_output, expected: tuple[int, int, int]) -> torch.Tensor:
+    """∂L/∂output as [T, B, D·H], after checking it is shaped (or packed) like the model's output."""
+    def shape_of(g):
+        return (f"a PackedSequence of {list(g.data.shape)}" if isinstance(g, PackedSequence)
+                else list(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__)
+
+    want = (f"a PackedSequence like the input, of [N, {expected[2]}]" if layout.packing is not None
+            else list(layout.restore(torch.empty(expected)).shape))
+    packed_alike = (isinstance(grad_output, PackedSequence) and layout.packing is not None
+                    and torch.equal(grad_output.batch_sizes, layout.packing.batch_sizes))
+    plain_alike = isinstance(grad_output, torch.Tensor) and layout.packing is None
+    if not (packed_alike or plain_alike) or tuple(layout.time_major(grad_output).shape) != expected:
+        raise ValueError(f"bptt: grad_output must be shaped like the model's output, {want}; got {shape_of(grad_output)}")
+    return layout.time_major(grad_output)
+
+
+def valid_positions(lengths: Optional[torch.Tensor], T: int, B: int) -> np.ndarray:
+    """[T, B] bool: True where a state exists (t < each sample's length)."""
+    if lengths is None:
+        return np.ones((T, B), dtype=bool)
+    return (torch.arange(T).unsqueeze(1) < lengths.cpu().unsqueeze(0)).numpy()
+
+
 def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Optional[State] = None,
          grad_state: Optional[GradState] = None, log_domain: bool = False) -> Trace:
     """Backpropagation through time from the derived recurrences (runs under ``torch.no_grad()``).
 
     model: a gradlab SRN, LSTM or GRU, or a torch nn.RNN/LSTM/GRU (copied with ``from_torch``).
-    x: as the model takes it ([T, B, I], [B, T, I] if batch_first, or [T, I]). grad_output:
-    ∂L/∂output, shaped like the model's output. state: the initial state (zeros when None).
+    x: as the model takes it ([T, B, I], [B, T, I] if batch_first, [T, I], or a PackedSequence).
+    grad_output: ∂L/∂output, shaped like the model's output (packed like it for a packed input). state: the initial state (zeros when None).
     grad_state: ∂L/∂h_n (LSTM: (∂L/∂h_n, ∂L/∂c_n)), shaped like the final state; zero when None.
     log_domain: carry the adjoint with a separate log scale, so that ``log10_grad_norms`` is exact
     where the plain values under- or overflow.
 
     Returns a :class:`Trace` with every tensor kept: ``grad(name, layer)`` the total ∂L/∂h_t, ∂L/∂c_t
     [T, B, H]; ``param_grads`` by torch's parameter names; ``input_grad`` shaped like x;
-    ``initial_grads`` shaped like the initial state.
+    ``initial_grads`` shaped like the initial state. For a packed batch ``trace.mask`` marks the
+    positions past each sample's length, where no state exists.
     """
     model = as_gradlab_model(model, "bptt")
     layout = model.layout_of(x)
     with torch.no_grad():
         x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
-        expected = (T, B, model.num_directions * model.hidden_size)
-        if not isinstance(grad_output, torch.Tensor) or tuple(layout.time_major(grad_output).shape) != expected:
-            got = list(grad_output.shape) if isinstance(grad_output, torch.Tensor) else type(grad_output).__name__
-            raise ValueError(f"bptt: grad_output must be shaped like the model's output, "
-                             f"{list(layout.restore(torch.empty(expected)).shape)}; got {got}")
-        g_tm = layout.time_major(grad_output)
+        g_tm = check_grad_output(layout, grad_output, (T, B, model.num_directions * model.hidden_size))
         init = model.initial_state(state, layout, B, x_tm)
         if grad_state is None:
             end_parts = tuple(torch.zeros_like(s) for s in init)
@@ -221,8 +260,8 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
             grad_finals = [split_log_state(e) for e in grad_finals]
             g_tm = split_log(g_tm)
 
-        inputs, layer_tapes = forward_tapes(model, x_tm, init)
-        layers, dx = backward_layers(model, inputs, layer_tapes, g_tm, grad_finals, log_domain)
+        inputs, layer_tapes = forward_tapes(model, x_tm, init, layout.lengths)
+        layers, dx = backward_layers(model, inputs, layer_tapes, g_tm, grad_finals, log_domain, lengths=layout.lengths)
         if log_domain:
             dx = to_plain(*dx)
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
@@ -243,7 +282,8 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
         param_grads={name: params[name] for name, _ in model.named_parameters()},
         input_grad=layout.restore(dx),
         initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},
+        mask=valid_positions(layout.lengths, T, B),
         meta={"engine": "gradlab.bptt: hand-derived BPTT" + (" in the log domain" if log_domain else ""),
-              "dtype": str(x.dtype).replace("torch.", ""), "device": str(x.device)},
+              "dtype": str(x_tm.dtype).replace("torch.", ""), "device": str(x_tm.device)},
     )
 

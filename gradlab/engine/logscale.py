@@ -14,6 +14,7 @@ so nothing overflows and an underflow only drops a term that is negligible besid
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -43,13 +44,24 @@ def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
 
 class PlainScale:
     """The plain sweep's side of the interface LogScale offers: the explicit gradient is added as it
-    is and nothing is rescaled. explicit: [T, B, H]."""
+    is and nothing is rescaled. explicit: [T, B, H].
 
-    def __init__(self, explicit: torch.Tensor) -> None:
+    final: optionally (at [B], parts): the gradient on each sample's final state, one [B, H] per
+    carry (h, and c), added to the carries as the sweep enters step at[b] (each sample's own last step).
+    """
+
+    def __init__(self, explicit: torch.Tensor, final: Optional[tuple] = None) -> None:
         self.explicit = explicit
+        self.final = final
+        self.final_steps = set() if final is None else set(final[0].tolist())
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t = ∂⁺L/∂h_t + carry into ``out``."""
+        if t in self.final_steps:
+            at, parts = self.final
+            here = (at == t).unsqueeze(-1).to(carry.dtype)
+            for c, part in zip((carry, *others), parts):
+                c.addcmul_(part, here)
         torch.add(self.explicit[t], carry, out=out)
 
     def renormalize(self, *carries: torch.Tensor) -> None:
@@ -61,18 +73,32 @@ class LogScale:
 
     explicit_hat: [T, B, H], explicit_log: [T, B] — ∂⁺L/∂h_t = exp(explicit_log) · explicit_hat.
     start: [B] the log scale of the carry entering the sweep (of grad_state, or LOG_ZERO).
+    final: optionally (at [B], unit-size parts, log [B]): the gradient on each sample's final state,
+    merged into the carries (h, and c) as the sweep enters step at[b].
     After the sweep, ``steps[t]`` is the log scale of the stored dh[t], dc[t], dz[t].
     """
 
-    def __init__(self, explicit_hat: torch.Tensor, explicit_log: torch.Tensor, start: torch.Tensor) -> None:
+    def __init__(self, explicit_hat: torch.Tensor, explicit_log: torch.Tensor, start: torch.Tensor,
+                 final: Optional[tuple] = None) -> None:
         self.explicit_hat, self.explicit_log = split_log_rows(explicit_hat, explicit_log)
         self.explicit = self.explicit_hat  # [T, B, H], the shape and dtype the sweep works in
         self.has_explicit = (self.explicit_log > LOG_ZERO / 2).any(dim=1).tolist()  # one sync
         self.log = start.clone()
         self.steps = torch.empty_like(explicit_log)
+        self.final = final
+        self.final_steps = set() if final is None else set(final[0].tolist())
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t (carry plus explicit, on a common scale) into ``out``; rescale ``others``."""
+        if t in self.final_steps:  # log-sum-exp of the carries and the final-state gradient, per sample
+            at, parts, final_log = self.final
+            enters = torch.where(at == t, final_log, torch.full_like(final_log, LOG_ZERO))
+            m = torch.maximum(self.log, enters)
+            a = (self.log - m).exp().to(carry.dtype).unsqueeze(-1)
+            b = (enters - m).exp().to(carry.dtype).unsqueeze(-1)
+            for c, part in zip((carry, *others), parts):
+                c.mul_(a).addcmul_(part, b)
+            self.log = m
         if self.has_explicit[t]:
             m = torch.maximum(self.log, self.explicit_log[t])
             a = (self.log - m).exp().to(carry.dtype).unsqueeze(-1)

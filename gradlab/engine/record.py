@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from gradlab.engine.bptt import as_gradlab_model, bptt
+from gradlab.engine.bptt import as_gradlab_model, bptt, valid_positions
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.hooks import attached
@@ -51,7 +51,8 @@ def record(
     """Run ``model`` on ``x``, back-propagate ``loss_fn(output)`` and return the :class:`Trace`.
 
     model: a gradlab SRN/LSTM/GRU, or a torch nn.RNN/LSTM/GRU (copied with ``from_torch``).
-    x: [T, B, I] ([B, T, I] if batch_first; [T, I] unbatched).
+    x: [T, B, I] ([B, T, I] if batch_first; [T, I] unbatched), or a PackedSequence (then
+        ``trace.mask`` marks the positions past each sample's length, and the norms are masked there).
     loss_fn: receives exactly the ``output`` tensor the model returns ([T, B, D·H] laid out like x,
         the top layer's h_t) — and, if it takes two arguments, the final state as the model returns
         it too (h_n, or (h_n, c_n)) — and returns a scalar tensor.
@@ -62,32 +63,36 @@ def record(
     """
     model = as_gradlab_model(model, "record")
     layout = model.layout_of(x)
-    T, B = layout.time_major(x).shape[:2]
+    x_tm = layout.time_major(x)
+    T, B = x_tm.shape[:2]
     L, D, H = model.num_layers, model.num_directions, model.hidden_size
     names = model.state_names
     if full is None:
         full = T * B * H * L * D <= FULL_TENSOR_LIMIT
-    init = model.initial_state(state, layout, B, layout.time_major(x))
+    init = model.initial_state(state, layout, B, x_tm)
     leaves = tuple(layout.state_out(p).detach().clone().requires_grad_(True) for p in init)
-    norm_kw = {"dtype": torch.float64, "device": x.device}
+    norm_kw = {"dtype": torch.float64, "device": x_tm.device}
     norms = {n: torch.zeros(L, D, T, B, **norm_kw) for n in names}
     explicit_norms = torch.zeros(L, D, T, B, **norm_kw)
-    grads = {n: x.new_zeros(L, D, T, B, H) for n in names} if full else None
-    explicit_grads = x.new_zeros(L, D, T, B, H) if full else None
-    top_explicit = x.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
-    last = [T - 1, 0][:D]  # each direction's last step: where ∂L/∂h_n enters
-    at_last = x.new_zeros(L, D, B, H)  # the explicit gradient through the output there
+    grads = {n: x_tm.new_zeros(L, D, T, B, H) for n in names} if full else None
+    explicit_grads = x_tm.new_zeros(L, D, T, B, H) if full else None
+    top_explicit = x_tm.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
+    batch = torch.arange(B, device=x_tm.device)
+    lengths = layout.lengths if layout.lengths is not None else torch.full_like(batch, T)
+    last = [lengths - 1, torch.zeros_like(batch)][:D]  # each direction's last position: where ∂L/∂h_n enters
+    at_last = x_tm.new_zeros(L, D, B, H)  # the explicit gradient through the output there
 
-    def keep_step(name: str, k: int, d: int, t: int, g: torch.Tensor) -> None:
+    def keep_step(name: str, k: int, d: int, t, g: torch.Tensor) -> None:
+        where = (t,) if isinstance(t, int) else (t, batch)  # t: a position, or each sample's ([B])
         if full:  # norms follow from the kept tensors in one call at the end
-            grads[name][k, d, t] = g.reshape(B, H)
+            grads[name][(k, d) + where] = g.reshape(B, H)
         else:
-            norms[name][k, d, t] = stable_norm(g.reshape(B, H))
+            norms[name][(k, d) + where] = stable_norm(g.reshape(B, H))
 
     def keep_sequence(k: int, d: int, g: torch.Tensor) -> None:
         g = g.reshape(T, B, H)
         explicit_norms[k, d] = stable_norm(g)
-        at_last[k, d] = g[last[d]]
+        at_last[k, d] = g[last[d], batch]
         if full:
             explicit_grads[k, d] = g
         if k == L - 1:
@@ -122,9 +127,9 @@ def record(
     if grad_final is not None:  # the explicit part at each direction's last step includes ∂L/∂h_n
         with_final = at_last + grad_final[0].view(L, D, B, H)
         for k, d in directions:
-            explicit_norms[k, d, last[d]] = stable_norm(with_final[k, d])
+            explicit_norms[k, d, last[d], batch] = stable_norm(with_final[k, d])
             if full:
-                explicit_grads[k, d, last[d]] = with_final[k, d]
+                explicit_grads[k, d, last[d], batch] = with_final[k, d]
     if full:
         norms = {n: stable_norm(grads[n]) for n in names}
     engine = "autograd with tensor hooks (gradlab.record)"
@@ -145,6 +150,7 @@ def record(
         loss=float(loss.detach()),
         initial_grads={n: (g if g is not None else torch.zeros_like(p)).detach()
                        for n, g, p in zip(names, initial, leaves)},
-        meta={"engine": engine, "dtype": str(x.dtype).replace("torch.", ""), "device": str(x.device)},
+        mask=valid_positions(layout.lengths, T, B),
+        meta={"engine": engine, "dtype": str(x_tm.dtype).replace("torch.", ""), "device": str(x_tm.device)},
     )
 

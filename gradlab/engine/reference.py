@@ -11,12 +11,18 @@ from typing import Optional
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.bptt import GradState
+from gradlab.engine.bptt import GradState, valid_positions
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.hooks import attached
 from gradlab.models.recurrent import RecurrentModel, State, as_state, state_parts
+
+
+def data_of(x):
+    """A tensor itself, or a PackedSequence's data."""
+    return x.data if isinstance(x, PackedSequence) else x
 
 
 def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torch.Tensor,
@@ -26,35 +32,46 @@ def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torc
     names, L, D, H = model.state_names, model.num_layers, model.num_directions, model.hidden_size
     layout = model.layout_of(x)
     B = layout.time_major(x).shape[1]
-    x_leaf = x.detach().clone().requires_grad_(True)
+    x_data = (x.data if isinstance(x, PackedSequence) else x).detach().clone().requires_grad_(True)
+    x_leaf = x._replace(data=x_data) if isinstance(x, PackedSequence) else x_data
     init = model.initial_state(state, layout, B, layout.time_major(x))
     leaves = [layout.state_out(p).detach().clone().requires_grad_(True) for p in init]
-    captured: dict[tuple[str, int, int, int], torch.Tensor] = {}
+    captured: dict[tuple[str, int, int, int], torch.Tensor] = {}  # (name, layer, direction, step swept)
+    positions: dict[tuple[str, int, int, int], object] = {}  # … → the input position(s) of that step
 
     def capture(name: str, k: int, d: int):
-        def fn(tensor: torch.Tensor, t: Optional[int]) -> None:
-            captured[(name, k, d, t)] = tensor
+        def fn(tensor: torch.Tensor, t) -> None:
+            key = (name, k, d, sum(1 for c in captured if c[:3] == (name, k, d)))
+            captured[key], positions[key] = tensor, t
         return fn
 
     pairs = [(model.hook_point(n, k, d), capture(n, k, d)) for n in names for k in range(L) for d in range(D)]
     with torch.enable_grad(), attached(pairs):
         output, final = model(x_leaf, as_state(tuple(leaves)))
-        loss = (output * grad_output).sum()
+        loss = (data_of(output) * data_of(grad_output)).sum()
         if grad_state is not None:
             loss = loss + sum((f * g).sum() for f, g in zip(state_parts(final), state_parts(grad_state)))
         params = [n for n, _ in model.named_parameters()]
         keys = list(captured)
-        wrt = [p for _, p in model.named_parameters()] + [x_leaf] + leaves + [captured[k] for k in keys]
+        wrt = [p for _, p in model.named_parameters()] + [x_data] + leaves + [captured[k] for k in keys]
         grads = torch.autograd.grad(loss, wrt, allow_unused=True)
     grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
     by_key = dict(zip(keys, grads[len(params) + 1 + len(names):]))
     T = layout.time_major(output).shape[0]
-    per_state = {n: torch.stack([torch.stack([torch.stack([by_key[(n, k, d, t)] for t in range(T)]).reshape(T, B, H)
-                                              for d in range(D)]) for k in range(L)]) for n in names}
+    per_state = {n: x_data.new_zeros(L, D, T, B, H) for n in names}
+    batch = torch.arange(B)
+    for (n, k, d, step), g in by_key.items():  # each step's gradient at its samples' input positions
+        t = positions[(n, k, d, step)]
+        if isinstance(t, int):
+            per_state[n][k, d, t] = g.reshape(B, H)
+        else:  # the reverse direction of a packed batch: each sample at its own position
+            per_state[n][k, d, t, batch] = g.reshape(B, H)
     norms = {n: stable_norm(g).cpu().numpy() for n, g in per_state.items()}
     return Trace(
         kind=model.kind, hidden_size=H, norms=norms, explicit_norms=np.zeros((L, D, T, B)), grads=per_state,
-        param_grads=dict(zip(params, grads[: len(params)])), input_grad=grads[len(params)],
+        mask=valid_positions(layout.lengths, T, B),
+        param_grads=dict(zip(params, grads[: len(params)])),
+        input_grad=x._replace(data=grads[len(params)]) if isinstance(x, PackedSequence) else grads[len(params)],
         initial_grads=dict(zip(names, grads[len(params) + 1: len(params) + 1 + len(names)])),
         meta={"engine": "torch.autograd on gradlab's unrolled model (gradlab.engine.reference)"},
     )
@@ -72,6 +89,7 @@ def compare(result: Trace, reference: Trace) -> list[tuple[str, float, float]]:
                 pairs.append((f"d{n}_t ({where})", result.grad(n, k, d), reference.grad(n, k, d)))
     rows = []
     for name, a, b in pairs:
+        a, b = data_of(a), data_of(b)
         err = (a - b).abs().max().item() if a.numel() else 0.0
         scale = b.abs().max().item() if b.numel() else 0.0
         rel = err / scale if scale > 0 else (0.0 if err == 0 else float("inf"))

@@ -129,10 +129,15 @@ class Trace:
 
     # -- accessors -----------------------------------------------------------------------------
 
+    def _masked(self, values: np.ndarray) -> np.ndarray:
+        """[T, B] values as they are, or a numpy.ma array masked where no state exists (padding)."""
+        return values if self.mask.all() else np.ma.MaskedArray(values, mask=~self.mask)
+
     def grad_norms(self, name: str = "h", layer: int = -1, direction: int = 0) -> np.ndarray:
-        """[T, B] float64: per-sample L2 norm over hidden units of the total ∂L/∂name_t."""
+        """[T, B] float64: per-sample L2 norm over hidden units of the total ∂L/∂name_t (a numpy.ma
+        array masked at padded positions when the batch has them; the same for every norm accessor)."""
         k, d = self._index(name, layer, direction)
-        return self.norms[name][k, d]
+        return self._masked(self.norms[name][k, d])
 
     def log10_grad_norms(self, name: str = "h", layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: log10 of the per-sample norm of the total ∂L/∂name_t, finite wherever the
@@ -140,22 +145,23 @@ class Trace:
         k, d = self._index(name, layer, direction)
         if self.log10_norms is None:
             raise ValueError("this trace has no log-domain norms (record(..., log_domain=True) provides them)")
-        return self.log10_norms[name][k, d]
+        return self._masked(self.log10_norms[name][k, d])
 
     def explicit_grad_norms(self, layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: per-sample L2 norm of the explicit part ∂⁺L/∂h_t."""
         k, d = self._index("h", layer, direction)
-        return self.explicit_norms[k, d]
+        return self._masked(self.explicit_norms[k, d])
 
     def explicit_log10_grad_norms(self, layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: log10 ‖∂⁺L/∂h_t‖, exact past under- and overflow."""
         k, d = self._index("h", layer, direction)
         if self.explicit_log10_norms is None:
             raise ValueError("this trace has no log-domain norms of the explicit part")
-        return self.explicit_log10_norms[k, d]
+        return self._masked(self.explicit_log10_norms[k, d])
 
     def grad(self, name: str = "h", layer: int = -1, direction: int = 0) -> torch.Tensor:
-        """[T, B, H]: the total ∂L/∂name_t (time-major), when the trace kept tensors."""
+        """[T, B, H]: the total ∂L/∂name_t (time-major), when the trace kept tensors; 0 at padded
+        positions, where no state exists (``mask`` is False there)."""
         k, d = self._index(name, layer, direction)
         if self.grads is None:
             raise ValueError("this trace kept only norms; record with full=True to keep the tensors")

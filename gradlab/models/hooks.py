@@ -21,8 +21,10 @@ HookFn = Callable[[torch.Tensor, Optional[int]], Optional[torch.Tensor]]
 class HookPoint(nn.Module):
     """Identity on a state tensor, with attachable hooks that receive the step index.
 
-    ``t`` is the 0-based step in forward order, or ``None`` when the tensor holds a whole
-    sequence (``[T, B, H]``, time-major).
+    ``t`` is the input position of the step (0-based; the reverse direction of a bidirectional
+    layer visits T−1 … 0), ``None`` when the tensor holds a whole sequence (``[T, B, H]``,
+    time-major), or — for the reverse direction of a packed batch of unequal lengths, where each
+    sample is at its own position — a ``[B]`` tensor of positions.
     """
 
     def __init__(self) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 
 from gradlab.models.architectures import Architecture, GRUArchitecture, LSTMArchitecture, SRNArchitecture
 from gradlab.models.hooks import HookPoint
-from gradlab.models.layout import SequenceLayout
+from gradlab.models.layout import SequenceLayout, along_time, within_length_reversal
 
 #: What ``forward`` takes as its initial state and returns as its final one: h ([L, B, H]), or (h, c).
 State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -146,7 +146,7 @@ class RecurrentModel(nn.Module):
     def layout_of(self, x: torch.Tensor) -> SequenceLayout:
         """How ``x`` is laid out for this model (batch_first, unbatched), checked once here."""
         layout = SequenceLayout.of(x, self.batch_first, type(self).__name__)
-        width = x.shape[-1]
+        width = layout.width(x)
         if width != self.input_size:
             raise ValueError(f"{type(self).__name__}: the input has {width} features per step; the model takes "
                              f"input_size={self.input_size}")
@@ -175,12 +175,13 @@ class RecurrentModel(nn.Module):
     # -- the time loop -----------------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor, state: Optional[State] = None):
-        """x: [T, B, I] ([B, T, I] if batch_first, or [T, I] unbatched).
+        """x: [T, B, I] ([B, T, I] if batch_first, or [T, I] unbatched), or a PackedSequence.
 
         state: h_0 [L·D, B, H] (LSTM: (h_0, c_0)), zeros when None.
         Returns (output, h_n), or (output, (h_n, c_n)) for the LSTM, as torch does:
         output [T, B, D·H] (laid out like x) holds the top layer's h_t of every direction;
-        h_n, c_n: [L·D, B, H], each direction's state after its last step.
+        h_n, c_n: [L·D, B, H], each direction's state after its last step. A packed input gives a
+        packed output of the same structure, and each sample's final state after its own last step.
         """
         layout = self.layout_of(x)
         seq = layout.time_major(x)
@@ -192,27 +193,46 @@ class RecurrentModel(nn.Module):
         for k in range(self.num_layers):
             outputs = []
             for d in range(D):
-                out, final = self._run_direction(k, d, seq, tuple(s[k * D + d] for s in states))
+                out, final = self._run_direction(k, d, seq, tuple(s[k * D + d] for s in states), layout.lengths)
                 outputs.append(out)
                 finals.append(final)
             seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
         final_states = tuple(layout.state_out(torch.stack([f[i] for f in finals])) for i in range(len(self.state_names)))
         return layout.restore(seq), as_state(final_states)
 
-    def _run_direction(self, k: int, d: int, seq: torch.Tensor, state: tuple[torch.Tensor, ...]):
-        """seq: [T, B, in] → (this direction's output sequence [T, B, H] in input order, final state)."""
+    def _run_direction(self, k: int, d: int, seq: torch.Tensor, state: tuple[torch.Tensor, ...],
+                       lengths: Optional[torch.Tensor] = None):
+        """seq: [T, B, in] → (this direction's output sequence [T, B, H] in input order, final state).
+
+        With ``lengths`` [B] (a packed batch) the padding after each sample is stepped over too, but
+        nothing reads it: the reverse direction visits each sample from its own last position, and
+        the final state is each sample's state after its own last step.
+        """
         weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k, d)
         x_proj = F.linear(seq, weight_ih, bias_ih)  # [T, B, G*H], one product for all steps
         T = x_proj.shape[0]
-        positions = range(T - 1, -1, -1) if d else range(T)
-        # unbind, not x_proj[t]: the backward of T selects would write T full-size zero tensors
-        steps = x_proj.unbind(0)
-        outputs = [None] * T
-        for t in positions:
+        order = within_length_reversal(lengths, T) if d and lengths is not None else None
+        if order is not None:  # sweep each sample reversed within its own length
+            rows = along_time(x_proj, order).unbind(0)
+            visits = [row[0].item() if bool((row == row[0]).all()) else row for row in order]
+        else:  # unbind, not x_proj[t]: the backward of T selects would write T full-size zero tensors
+            visits = list(range(T - 1, -1, -1) if d else range(T))  # the position each step reads
+            rows = [x_proj.unbind(0)[t] for t in visits] if d else x_proj.unbind(0)
+        outputs, states = [], []
+        for row, t in zip(rows, visits):
             hook = lambda name, tensor: self.hook_point(name, k, d)(tensor, t)  # noqa: E731
-            state = self.architecture.step(steps[t], state, weight_hh, bias_hh, hook)
-            outputs[t] = state[0]
-        return self.hook_point("out", k, d)(torch.stack(outputs), None), state
+            state = self.architecture.step(row, state, weight_hh, bias_hh, hook)
+            outputs.append(state[0])
+            states.append(state)
+        out = torch.stack(outputs)
+        if order is not None:
+            out = along_time(out, order)  # the reversal within length is its own inverse
+        elif d:
+            out = out.flip(0)
+        if lengths is not None:  # each sample's state after its own last step
+            last, batch = (lengths - 1).clamp_min(0), torch.arange(len(lengths), device=lengths.device)
+            state = tuple(torch.stack([st[i] for st in states])[last, batch] for i in range(len(state)))
+        return self.hook_point("out", k, d)(out, None), state
 
     def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """One time step of the whole stack, without hooks: x_t [B, I] (or [I]); state: one
