@@ -2,7 +2,7 @@
 
 Everything the README teaches is importable from here and listed in ``__all__``. The package is
 layered, each folder importing only from those before it (tests/test_layers.py enforces it):
-common → models → tasks → engine → analysis → plots → training → runs → cli.
+common → models → tasks → engine → analysis → plots → watch → training → runs → cli.
 
 Conventions: inside every result time is the leading axis ([T, B, …]); numbers about gradients
 (norms, log10 norms) are NumPy float64 arrays, gradients themselves torch tensors in the run's
@@ -25,6 +25,7 @@ from gradlab.models.layouts import from_d2l, from_nndl, to_d2l, to_nndl
 from gradlab.models.recurrent import GRU, LSTM, SRN, RecurrentModel
 from gradlab.models.regimes import initialise
 from gradlab.training.loop import TrainConfig, TrainResult, train
+from gradlab.watch.handle import StepTraces, Watch, watch
 
 __version__ = gradlab_version()
 
@@ -38,6 +39,8 @@ __all__ = [
     "analyze", "AnalyzeConfig", "Analysis", "verify", "VerifyConfig", "decay_profile", "fit_decay", "horizon",
     "DecayProfile", "DecayFit", "Horizon", "pascanu_bound", "lyapunov_exponents", "jacobian_spectra",
     "JacobianSpectra",
+    # watch
+    "watch", "Watch", "StepTraces",
     # training
     "train", "TrainConfig", "TrainResult",
     "__version__",

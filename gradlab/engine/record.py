@@ -1,14 +1,17 @@
 """record(): one forward and backward pass with tensor hooks on every state at every step.
 
-In the forward pass each hook point hands over its tensor with the step ``t``; a tensor hook is
-registered on it there, with ``t`` and the layer bound, and fires in the backward pass with the
-total gradient of exactly that tensor — what ``torch.autograd.grad(loss, h_t)`` returns. The
-backward pass is ``torch.autograd.grad`` onto the initial state, so the parameters' ``.grad`` are
-left untouched.
+A :class:`Recorder` runs one forward pass of a gradlab model with its hook points attached: each
+hands over its tensor with the step ``t``, and a tensor hook registered on it there, with ``t``,
+the layer and the direction bound, fires in whatever backward pass follows with the total gradient
+of exactly that tensor — what ``torch.autograd.grad(loss, h_t)`` returns. The initial state enters
+the model as ``h_0 + z`` with ``z`` a zero leaf of the recorder's own, so ∂L/∂h_0 arrives at ``z``
+last of all, which says the backward pass through this forward is complete. ``record`` drives the
+backward itself (``torch.autograd.grad`` onto ``z``, so the parameters' ``.grad`` are left
+untouched); ``gradlab.watch`` lets the user's own backward pass do it.
 
 Which engine ran is said in ``trace.meta["engine"]``: the plain norms and tensors come from
 autograd; the log10 norms (``log_domain=True``, the default) from a second, hand-derived
-log-domain pass (:func:`gradlab.bptt`) on the same ∂L/∂output.
+log-domain pass (:func:`gradlab.bptt`) on the same ∂L/∂output and ∂L/∂h_n.
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ from gradlab.engine.bptt import as_gradlab_model, bptt, valid_positions
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.hooks import attached
-from gradlab.models.recurrent import State, as_state, state_parts
+from gradlab.models.recurrent import RecurrentModel, State, as_state, state_parts
+
+#: With ``full=None`` the tensors are kept when one state's gradients have at most this many
+#: elements (T·B·H·layers·directions); longer runs keep only the norms.
+FULL_TENSOR_LIMIT = 2**24
+
 
 def takes_two_arguments(fn: Callable) -> bool:
     """Whether ``fn`` can be called with two positional arguments (output, final state)."""
@@ -35,15 +43,154 @@ def takes_two_arguments(fn: Callable) -> bool:
     return any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 2
 
 
-#: With ``full=None`` the tensors are kept when one state's gradients have at most this many
-#: elements (T·B·H·layers); longer runs keep only the norms.
-FULL_TENSOR_LIMIT = 2**24
+class Recorder:
+    """One recorded forward pass of ``model`` on ``x``; :meth:`finish` builds its Trace once a
+    backward pass has gone through it (``on_done()`` is called at that moment, if given)."""
+
+    def __init__(self, model: RecurrentModel, x, state: Optional[State] = None, full: Optional[bool] = None,
+                 on_done: Optional[Callable[[], None]] = None) -> None:
+        self.model, self.x, self.state, self.on_done = model, x, state, on_done
+        self.layout = layout = model.layout_of(x)
+        self.x_tm = x_tm = layout.time_major(x)
+        T, B = x_tm.shape[:2]
+        L, D, H = model.num_layers, model.num_directions, model.hidden_size
+        self.shape = (L, D, T, B, H)
+        self.full = T * B * H * L * D <= FULL_TENSOR_LIMIT if full is None else full
+        norm_kw = {"dtype": torch.float64, "device": x_tm.device}
+        names = model.state_names
+        self.norms = {n: torch.zeros(L, D, T, B, **norm_kw) for n in names}
+        self.explicit_norms = torch.zeros(L, D, T, B, **norm_kw)
+        self.grads = {n: x_tm.new_zeros(L, D, T, B, H) for n in names} if self.full else None
+        self.explicit_grads = x_tm.new_zeros(L, D, T, B, H) if self.full else None
+        self.top_explicit = x_tm.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
+        self.batch = torch.arange(B, device=x_tm.device)
+        lengths = layout.lengths if layout.lengths is not None else torch.full_like(self.batch, T)
+        self.last = [lengths - 1, torch.zeros_like(self.batch)][:D]  # each direction's last position
+        self.at_last = x_tm.new_zeros(L, D, B, H)  # the explicit gradient through the output there
+        self.grad_final: Optional[list] = None  # ∂L/∂h_n[, ∂L/∂c_n], [L·D, B, H] each, when the loss reads them
+        self.grad_initial: dict[str, torch.Tensor] = {}
+        self.done = False
+
+    # -- the hooks ----------------------------------------------------------------------------
+
+    def _keep_step(self, name: str, k: int, d: int, t, g: torch.Tensor) -> None:
+        B, H = self.shape[3:]
+        where = (t,) if isinstance(t, int) else (t, self.batch)  # t: a position, or each sample's ([B])
+        if self.full:  # norms follow from the kept tensors in one call at the end
+            self.grads[name][(k, d) + where] = g.reshape(B, H)
+        else:
+            self.norms[name][(k, d) + where] = stable_norm(g.reshape(B, H))
+
+    def _keep_sequence(self, k: int, d: int, g: torch.Tensor) -> None:
+        L, D, T, B, H = self.shape
+        g = g.reshape(T, B, H)
+        self.explicit_norms[k, d] = stable_norm(g)
+        self.at_last[k, d] = g[self.last[d], self.batch]
+        if self.full:
+            self.explicit_grads[k, d] = g
+        if k == L - 1:
+            self.top_explicit[..., d * H:(d + 1) * H] = g
+
+    def _keep_final(self, i: int, g: torch.Tensor) -> None:
+        if self.grad_final is None:
+            self.grad_final = [None] * len(self.model.state_names)
+        self.grad_final[i] = self.layout.state_in(g)
+
+    def _keep_initial(self, name: str, g: torch.Tensor) -> None:
+        self.grad_initial[name] = self.layout.state_out(g.detach().clone())
+        if len(self.grad_initial) == len(self.model.state_names):  # the last gradient of this forward
+            self.done = True
+            if self.on_done is not None:
+                self.on_done()
+
+    def _pairs(self):
+        model, (L, D) = self.model, self.shape[:2]
+
+        def on_state(name: str, k: int, d: int):
+            def hook(tensor: torch.Tensor, t) -> None:
+                if tensor.requires_grad:
+                    tensor.register_hook(lambda g: self._keep_step(name, k, d, t, g))
+            return hook
+
+        def on_output(k: int, d: int):
+            def hook(seq: torch.Tensor, t) -> None:
+                if seq.requires_grad:
+                    seq.register_hook(lambda g: self._keep_sequence(k, d, g))
+            return hook
+
+        directions = [(k, d) for k in range(L) for d in range(D)]
+        return ([(model.hook_point(n, k, d), on_state(n, k, d)) for n in model.state_names for k, d in directions]
+                + [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions])
+
+    def forward(self):
+        """Run the model with its hooks; returns (output, final state) as the model returns them."""
+        layout, B = self.layout, self.x_tm.shape[1]
+        init = self.model.initial_state(self.state, layout, B, self.x_tm)
+        self.zeros = tuple(torch.zeros_like(p, requires_grad=True) for p in init)  # ∂L/∂h_0 arrives here
+        for name, z in zip(self.model.state_names, self.zeros):
+            z.register_hook(lambda g, name=name: self._keep_initial(name, g))
+        start = as_state(tuple(layout.state_out(p + z) for p, z in zip(init, self.zeros)))
+        with attached(self._pairs()):
+            output, final = self.model(self.x, start)
+        for i, part in enumerate(state_parts(final)):
+            if part.requires_grad:
+                part.register_hook(lambda g, i=i: self._keep_final(i, g))
+        return output, final
+
+    # -- the result ---------------------------------------------------------------------------
+
+    def finish(self, loss: Optional[float] = None, log_domain: bool = True, engine: str = "") -> Trace:
+        """The Trace of the recorded forward and the backward pass that went through it."""
+        model, layout = self.model, self.layout
+        L, D, T, B, H = self.shape
+        names = model.state_names
+        norms, explicit_norms = self.norms, self.explicit_norms
+        if self.grad_final is not None:  # the explicit part at each direction's last step includes ∂L/∂h_n
+            self.grad_final = [torch.zeros(L * D, B, H, dtype=self.x_tm.dtype, device=self.x_tm.device)
+                               if g is None else g for g in self.grad_final]
+            with_final = self.at_last + self.grad_final[0].view(L, D, B, H)
+            for k in range(L):
+                for d in range(D):
+                    explicit_norms[k, d, self.last[d], self.batch] = stable_norm(with_final[k, d])
+                    if self.full:
+                        self.explicit_grads[k, d, self.last[d], self.batch] = with_final[k, d]
+        if self.full:
+            norms = {n: stable_norm(self.grads[n]) for n in names}
+        engine = engine or "autograd with tensor hooks (gradlab.record)"
+        log10_norms = explicit_log10 = None
+        if log_domain:
+            grad_output = layout.restore(self.top_explicit)
+            grad_state = None if self.grad_final is None else as_state(tuple(layout.state_out(g)
+                                                                              for g in self.grad_final))
+            with torch.no_grad():
+                logd = bptt(model, self.x, grad_output, state=self._detached_state(), grad_state=grad_state,
+                            log_domain=True)
+            log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
+            engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"
+        to_numpy = lambda t: t.cpu().numpy()  # noqa: E731
+        zeros_like_state = lambda z: layout.state_out(torch.zeros_like(z)).detach()  # noqa: E731
+        return Trace(
+            kind=model.kind, hidden_size=H,
+            norms={n: to_numpy(v) for n, v in norms.items()},
+            explicit_norms=to_numpy(explicit_norms),
+            log10_norms=log10_norms, explicit_log10_norms=explicit_log10,
+            grads=self.grads, explicit_grads=self.explicit_grads, loss=loss,
+            initial_grads={n: self.grad_initial.get(n, zeros_like_state(z)) for n, z in zip(names, self.zeros)},
+            mask=valid_positions(layout.lengths, T, B),
+            meta={"engine": engine, "dtype": str(self.x_tm.dtype).replace("torch.", ""),
+                  "device": str(self.x_tm.device)},
+        )
+
+    def _detached_state(self) -> Optional[State]:
+        if self.state is None:
+            return None
+        return as_state(tuple(p.detach() for p in state_parts(self.state)))
 
 
 def record(
     model: nn.Module,
-    x: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+    x,
+    loss_fn: Callable[..., torch.Tensor],
     state: Optional[State] = None,
     full: Optional[bool] = None,
     log_domain: bool = True,
@@ -62,95 +209,11 @@ def record(
         ``trace.log10_grad_norms``: exact where the plain norms under- or overflow.
     """
     model = as_gradlab_model(model, "record")
-    layout = model.layout_of(x)
-    x_tm = layout.time_major(x)
-    T, B = x_tm.shape[:2]
-    L, D, H = model.num_layers, model.num_directions, model.hidden_size
-    names = model.state_names
-    if full is None:
-        full = T * B * H * L * D <= FULL_TENSOR_LIMIT
-    init = model.initial_state(state, layout, B, x_tm)
-    leaves = tuple(layout.state_out(p).detach().clone().requires_grad_(True) for p in init)
-    norm_kw = {"dtype": torch.float64, "device": x_tm.device}
-    norms = {n: torch.zeros(L, D, T, B, **norm_kw) for n in names}
-    explicit_norms = torch.zeros(L, D, T, B, **norm_kw)
-    grads = {n: x_tm.new_zeros(L, D, T, B, H) for n in names} if full else None
-    explicit_grads = x_tm.new_zeros(L, D, T, B, H) if full else None
-    top_explicit = x_tm.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
-    batch = torch.arange(B, device=x_tm.device)
-    lengths = layout.lengths if layout.lengths is not None else torch.full_like(batch, T)
-    last = [lengths - 1, torch.zeros_like(batch)][:D]  # each direction's last position: where ∂L/∂h_n enters
-    at_last = x_tm.new_zeros(L, D, B, H)  # the explicit gradient through the output there
-
-    def keep_step(name: str, k: int, d: int, t, g: torch.Tensor) -> None:
-        where = (t,) if isinstance(t, int) else (t, batch)  # t: a position, or each sample's ([B])
-        if full:  # norms follow from the kept tensors in one call at the end
-            grads[name][(k, d) + where] = g.reshape(B, H)
-        else:
-            norms[name][(k, d) + where] = stable_norm(g.reshape(B, H))
-
-    def keep_sequence(k: int, d: int, g: torch.Tensor) -> None:
-        g = g.reshape(T, B, H)
-        explicit_norms[k, d] = stable_norm(g)
-        at_last[k, d] = g[last[d], batch]
-        if full:
-            explicit_grads[k, d] = g
-        if k == L - 1:
-            top_explicit[..., d * H:(d + 1) * H] = g
-
-    def on_state(name: str, k: int, d: int):
-        def hook(tensor: torch.Tensor, t: Optional[int]) -> None:
-            if tensor.requires_grad:
-                tensor.register_hook(lambda g: keep_step(name, k, d, t, g))
-        return hook
-
-    def on_output(k: int, d: int):
-        def hook(seq: torch.Tensor, t: Optional[int]) -> None:
-            if seq.requires_grad:
-                seq.register_hook(lambda g: keep_sequence(k, d, g))
-        return hook
-
-    directions = [(k, d) for k in range(L) for d in range(D)]
-    pairs = [(model.hook_point(n, k, d), on_state(n, k, d)) for n in names for k, d in directions]
-    pairs += [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions]
-    reads_final = takes_two_arguments(loss_fn)
-    with attached(pairs):
-        output, final = model(x, as_state(leaves))
-        loss = loss_fn(output, final) if reads_final else loss_fn(output)
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ValueError("loss_fn must return a scalar tensor")
-        finals = state_parts(final)
-        got = torch.autograd.grad(loss.reshape(()), leaves + (finals if reads_final else ()), allow_unused=True)
-    initial = got[:len(leaves)]
-    grad_final = tuple(layout.state_in(g if g is not None else torch.zeros_like(f)) for g, f in
-                       zip(got[len(leaves):], finals)) if reads_final else None  # [L·D, B, H] each
-    if grad_final is not None:  # the explicit part at each direction's last step includes ∂L/∂h_n
-        with_final = at_last + grad_final[0].view(L, D, B, H)
-        for k, d in directions:
-            explicit_norms[k, d, last[d], batch] = stable_norm(with_final[k, d])
-            if full:
-                explicit_grads[k, d, last[d], batch] = with_final[k, d]
-    if full:
-        norms = {n: stable_norm(grads[n]) for n in names}
-    engine = "autograd with tensor hooks (gradlab.record)"
-    log10_norms = explicit_log10 = None
-    if log_domain:
-        grad_output = layout.restore(top_explicit)
-        grad_state = None if grad_final is None else as_state(tuple(layout.state_out(g) for g in grad_final))
-        logd = bptt(model, x, grad_output, state=state, grad_state=grad_state, log_domain=True)
-        log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
-        engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"
-    to_numpy = lambda t: t.cpu().numpy()  # noqa: E731
-    return Trace(
-        kind=model.kind, hidden_size=H,
-        norms={n: to_numpy(v) for n, v in norms.items()},
-        explicit_norms=to_numpy(explicit_norms),
-        log10_norms=log10_norms, explicit_log10_norms=explicit_log10,
-        grads=grads, explicit_grads=explicit_grads,
-        loss=float(loss.detach()),
-        initial_grads={n: (g if g is not None else torch.zeros_like(p)).detach()
-                       for n, g, p in zip(names, initial, leaves)},
-        mask=valid_positions(layout.lengths, T, B),
-        meta={"engine": engine, "dtype": str(x_tm.dtype).replace("torch.", ""), "device": str(x_tm.device)},
-    )
-
+    state = None if state is None else as_state(tuple(p.detach() for p in state_parts(state)))
+    recorder = Recorder(model, x, state, full)
+    output, final = recorder.forward()
+    loss = loss_fn(output, final) if takes_two_arguments(loss_fn) else loss_fn(output)
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError("loss_fn must return a scalar tensor")
+    torch.autograd.grad(loss.reshape(()), recorder.zeros, allow_unused=True)
+    return recorder.finish(loss=float(loss.detach()), log_domain=log_domain)

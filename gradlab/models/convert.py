@@ -58,6 +58,17 @@ def from_torch(module: nn.Module) -> RecurrentModel:
     return model
 
 
+def sharing_parameters(module: nn.Module) -> RecurrentModel:
+    """The gradlab model of a torch nn.RNN/LSTM/GRU whose parameters *are* the module's (no copy):
+    gradients computed through it accumulate in the module's own ``.grad``."""
+    with warnings.catch_warnings():  # the caller decides what dropout means for it
+        warnings.filterwarnings("ignore", message="from_torch: the module has dropout", category=UserWarning)
+        model = from_torch(module)
+    for name, p in module.named_parameters():
+        model.register_parameter(name, p)
+    return model
+
+
 def to_torch(model: RecurrentModel) -> nn.Module:
     """The torch ``nn.RNN``/``nn.LSTM``/``nn.GRU`` computing the same function as ``model``."""
     if not isinstance(model, RecurrentModel):

@@ -1,4 +1,4 @@
-"""Layer 7, runs: the run directories each command writes, and the text it prints.
+"""Layer 8, runs: the run directories each command writes, and the text it prints.
 
 An analyze run (trace.csv, summary.json, models.pt, batch.pt, decay.png/pdf) and a train run
 (config.json, summary.json, history.csv, evals.csv, traces.csv, checkpoint.pt, training.png/pdf),

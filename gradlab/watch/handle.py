@@ -1,0 +1,153 @@
+"""The watch handle: which calls of which modules are recorded, and where their traces go.
+
+A *step* is one backward pass that reaches a watched module: under gradient accumulation each
+micro-batch counts. Steps are numbered from ``start_step``; the first and then every ``every``-th
+is recorded. Forward passes without gradient (validation under ``no_grad``) are not steps and
+record nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+
+from gradlab.engine.record import Recorder
+from gradlab.engine.trace import Trace
+from gradlab.models.convert import sharing_parameters
+from gradlab.models.recurrent import RecurrentModel
+
+WATCHED = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
+ENGINE = ("gradlab.watch: autograd with tensor hooks on gradlab's unrolled copy of the module, sharing its "
+          "parameters")
+
+
+class StepTraces(dict):
+    """The traces of one recorded step: module name (as in ``named_modules()``; ``name#1``, … for
+    further calls in the same step) → :class:`~gradlab.Trace`. ``step`` is the step's number."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step = step
+
+    def __repr__(self) -> str:
+        return f"StepTraces(step={self.step}, {', '.join(self)})"
+
+
+class Watch:
+    """What ``gradlab.watch`` returns: ``traces`` (one :class:`StepTraces` per recorded step),
+    ``step`` (the number of the step the next backward pass will be), ``remove()``."""
+
+    def __init__(self, model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0,
+                 log_domain: bool = True) -> None:
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"watch: every must be an integer >= 1, got {every!r}")
+        if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
+            raise ValueError(f"watch: start_step must be an integer >= 0, got {start_step!r}")
+        self.every, self.full, self.start_step, self.log_domain = every, full, start_step, log_domain
+        self.step = start_step
+        self.traces: list[StepTraces] = []
+        self.modules = {name: m for name, m in model.named_modules() if isinstance(m, WATCHED)}
+        if not self.modules:
+            raise ValueError(f"watch: {type(model).__name__} holds no torch.nn.RNN, LSTM, GRU or gradlab model")
+        self._copies = {name: self._copy_of(name, m) for name, m in self.modules.items()}
+        self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
+        self._recording = False  # inside a recorded forward (a gradlab module's own hook must not recurse)
+        self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]
+
+    @staticmethod
+    def _copy_of(name: str, module: nn.Module) -> RecurrentModel:
+        if isinstance(module, RecurrentModel):
+            return module
+        if getattr(module, "proj_size", 0):
+            raise ValueError(f"watch: {name} is an LSTM with proj_size={module.proj_size}, which gradlab cannot "
+                             "record yet")
+        return sharing_parameters(module)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _current(self) -> dict:
+        """The open step, opened by the first forward pass with gradient since the last backward."""
+        if self._open is None:
+            record = (self.step - self.start_step) % self.every == 0
+            self._open = {"step": self.step, "record": record, "calls": {}, "pending": 0,
+                          "traces": StepTraces(self.step) if record else None}
+        return self._open
+
+    def _reached(self, opened: dict) -> None:
+        """A backward pass has reached a module called in ``opened``: that step is taken."""
+        if self._open is opened:
+            self._open = None
+            self.step += 1
+
+    def _hook(self, name: str):
+        def hook(module, args, kwargs, output):
+            if not torch.is_grad_enabled() or self._recording:
+                return None  # validation is not a step; a recorded forward is already one
+            step = self._current()
+            call = step["calls"].get(name, 0)
+            step["calls"][name] = call + 1
+            key = name if call == 0 else f"{name}#{call}"
+            if not step["record"]:
+                first = output[0].data if isinstance(output[0], PackedSequence) else output[0]
+                if first.requires_grad:
+                    first.register_hook(lambda g, step=step: self._reached(step) or None)
+                return None
+            return self._record(step, name, key, module, args, kwargs)
+        return hook
+
+    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs):
+        x = args[0] if args else kwargs["input"]
+        state = args[1] if len(args) > 1 else kwargs.get("hx")
+        if module.training and getattr(module, "dropout", 0) and module.num_layers > 1:
+            raise RuntimeError(f"watch: {key} has dropout={module.dropout} between layers in training mode, which "
+                               "gradlab cannot replay yet; call model.eval() for the watched step or set dropout=0")
+        copy = self._copies[name]
+
+        def done() -> None:
+            self._reached(step)
+            step["traces"][key] = recorder.finish(log_domain=self.log_domain, engine=ENGINE)
+            if not any(isinstance(v, Recorder) for v in step["traces"].values()) and step["traces"] not in self.traces:
+                self.traces.append(step["traces"])
+
+        recorder = Recorder(copy, x, state, full=self.full, on_done=done)
+        step["traces"][key] = recorder  # replaced by its Trace when the backward pass is through
+        self._recording = True
+        try:
+            return recorder.forward()
+        finally:
+            self._recording = False
+
+    # -- the handle -----------------------------------------------------------------------------
+
+    def remove(self) -> None:
+        """Remove every hook the watch placed on the model's modules (also safe to call twice)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def __repr__(self) -> str:
+        return (f"Watch({', '.join(self.modules)}; every {self.every} step(s) from {self.start_step}; "
+                f"{len(self.traces)} recorded, next step {self.step})")
+
+
+def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True) -> Watch:
+    """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
+    pass and every ``every``-th after it, in the user's own training loop.
+
+    full: keep the gradient tensors, not only the norms. log_domain: add exact log10 norms (a
+    second, hand-derived sweep per recorded module). Returns a :class:`Watch`; use it as a context
+    manager, or call ``remove()``. ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
+    """
+    return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain)
+
+
+

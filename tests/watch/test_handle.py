@@ -1,0 +1,138 @@
+"""gradlab.watch on a user's own model in the user's own loop: exact per-step gradients, the user's
+gradients unchanged, steps counted as backward passes, and no hook left behind."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import gradlab
+
+DT = torch.float64
+
+
+class Tagger(nn.Module):
+    """An embedding, a stacked bidirectional LSTM fed packed variable-length batches, a head."""
+
+    def __init__(self, rnn=None):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(10, 5, dtype=DT)
+        self.rnn = rnn or nn.LSTM(5, 4, num_layers=2, bidirectional=True, dtype=DT)
+        self.head = nn.Linear(8, 3, dtype=DT)
+
+    def forward(self, tokens, lengths):
+        out, final = self.rnn(pack_padded_sequence(self.emb(tokens), lengths, enforce_sorted=False))
+        return self.head(pad_packed_sequence(out)[0]), final
+
+
+TOKENS = torch.randint(0, 10, (7, 3), generator=torch.Generator().manual_seed(1))
+LENGTHS = torch.tensor([7, 3, 5])
+
+
+def loss_of(y, final):
+    h, c = final
+    return y.pow(2).sum() + h.sum() + c.pow(2).sum()  # reads the outputs, h_n and c_n
+
+
+def test_a_watched_step_records_what_record_would_and_changes_no_gradient():
+    model = Tagger()
+    twin = copy.deepcopy(model)
+    with gradlab.watch(model, full=True) as w:
+        loss_of(*model(TOKENS, LENGTHS)).backward()
+    loss_of(*twin(TOKENS, LENGTHS)).backward()  # unwatched: torch's fused kernels
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-12, rtol=1e-10, msg=name)
+    (step,) = w.traces
+    assert step.step == 0 and set(step) == {"rnn"}
+    trace = step["rnn"]
+    # the same gradients from gradlab.record, with the rest of the model as the loss of the LSTM
+    x = pack_padded_sequence(twin.emb(TOKENS).detach(), LENGTHS, enforce_sorted=False)
+    want = gradlab.record(twin.rnn, x, lambda out, final: loss_of(twin.head(pad_packed_sequence(out)[0]), final))
+    assert (trace.mask == want.mask).all() and trace.mask.sum() == int(LENGTHS.sum())
+    for name in ("h", "c"):
+        for k in range(2):
+            for d in range(2):
+                np.testing.assert_allclose(trace.grad_norms(name, k, d).compressed(),
+                                           want.grad_norms(name, k, d).compressed(), rtol=1e-10)
+                np.testing.assert_allclose(trace.log10_grad_norms(name, k, d).compressed(),
+                                           want.log10_grad_norms(name, k, d).compressed(), atol=1e-10)
+            np.testing.assert_allclose(trace.explicit_grad_norms(k, d).compressed(),
+                                       want.explicit_grad_norms(k, d).compressed(), rtol=1e-10)
+    assert trace.has_tensors and "gradlab.watch" in trace.meta["engine"]
+
+
+def test_steps_are_backward_passes_recorded_first_and_then_every_nth():
+    model = Tagger()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with gradlab.watch(model, every=3, start_step=10) as w:
+        for _ in range(4):  # four optimiser steps of two micro-batches each: eight steps
+            opt.zero_grad()
+            for _ in range(2):
+                loss_of(*model(TOKENS, LENGTHS)).backward()
+            opt.step()
+            with torch.no_grad():  # validation is not a step
+                model(TOKENS, LENGTHS)
+    assert w.step == 18
+    assert [t.step for t in w.traces] == [10, 13, 16]
+
+
+def test_a_module_called_twice_in_one_step_is_recorded_per_call():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4, dtype=DT)
+
+        def forward(self, a, b):
+            return self.rnn(a)[0].sum() + self.rnn(b)[1].pow(2).sum()
+
+    model = Twice()
+    a, b = torch.randn(5, 2, 3, dtype=DT), torch.randn(4, 2, 3, dtype=DT)
+    with gradlab.watch(model) as w:
+        model(a, b).backward()
+    (step,) = w.traces
+    assert list(step) == ["rnn", "rnn#1"]
+    assert step["rnn"].num_steps == 5 and step["rnn#1"].num_steps == 4
+    want = gradlab.record(model.rnn, b, lambda out, final: final.pow(2).sum())
+    np.testing.assert_allclose(step["rnn#1"].grad_norms("h"), want.grad_norms("h"), rtol=1e-10)
+
+
+def test_no_hook_outlives_the_watch_also_after_an_exception():
+    model = Tagger()
+    with pytest.raises(ZeroDivisionError):
+        with gradlab.watch(model):
+            model(TOKENS, LENGTHS)
+            1 / 0
+    assert not model.rnn._forward_hooks
+    w = gradlab.watch(model)
+    assert model.rnn._forward_hooks
+    w.remove()
+    w.remove()
+    assert not model.rnn._forward_hooks
+
+
+def test_a_gradlab_model_inside_a_users_model_is_watched_too():
+    model = Tagger(rnn=gradlab.LSTM(5, 4, num_layers=2, bidirectional=True, dtype=DT))
+    with gradlab.watch(model) as w:
+        loss_of(*model(TOKENS, LENGTHS)).backward()
+    assert w.traces[0]["rnn"].num_directions == 2
+
+
+def test_what_watch_cannot_record_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="holds no torch.nn.RNN"):
+        gradlab.watch(nn.Linear(3, 4))
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        gradlab.watch(Tagger(), every=0)
+    with pytest.raises(ValueError, match="proj_size"):
+        gradlab.watch(Tagger(rnn=nn.LSTM(5, 4, proj_size=2, dtype=DT)))
+    model = Tagger(rnn=nn.LSTM(5, 4, num_layers=2, bidirectional=True, dropout=0.5, dtype=DT))
+    with gradlab.watch(model):
+        with pytest.raises(RuntimeError, match="dropout=0.5 between layers"):
+            model(TOKENS, LENGTHS)
+    model.eval()  # no dropout in eval mode: recorded
+    with gradlab.watch(model) as again:
+        loss_of(*model(TOKENS, LENGTHS)).backward()
+    assert again.traces and not model.rnn._forward_hooks
