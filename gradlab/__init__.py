@@ -25,7 +25,9 @@ from gradlab.models.layouts import from_d2l, from_nndl, to_d2l, to_nndl
 from gradlab.models.recurrent import GRU, LSTM, SRN, RecurrentModel
 from gradlab.models.regimes import initialise
 from gradlab.training.loop import TrainConfig, TrainResult, train
-from gradlab.watch.handle import StepTraces, Watch, watch
+from gradlab.watch.handle import Watch, watch
+from gradlab.watch.rundir import load_watch
+from gradlab.watch.steps import StepTraces
 
 __version__ = gradlab_version()
 
@@ -40,7 +42,7 @@ __all__ = [
     "DecayProfile", "DecayFit", "Horizon", "pascanu_bound", "lyapunov_exponents", "jacobian_spectra",
     "JacobianSpectra",
     # watch
-    "watch", "Watch", "StepTraces",
+    "watch", "Watch", "StepTraces", "load_watch",
     # training
     "train", "TrainConfig", "TrainResult",
     "__version__",

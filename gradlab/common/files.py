@@ -36,7 +36,8 @@ def check_writable(out: Path) -> None:
         pass
 
 
-def _reserve(out: Path, stem: str) -> Path:
+def reserve(out: Path, stem: str) -> Path:
+    """Create and return a new, empty directory ``out/stem`` (``-2``, ``-3``, … if taken)."""
     for n in range(1, 10_000):
         path = out / (stem if n == 1 else f"{stem}-{n}")
         try:
@@ -55,13 +56,21 @@ class RunDir:
     final: Path
 
 
+def growing_run_dir(out: Path, stem: str) -> Path:
+    """A new run directory ``out/<time>_<stem>`` for a run that adds files as it goes (each written
+    whole with :func:`atomic_write`), unlike :func:`fresh_run_dir`'s, which appears whole at the end."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return reserve(out, f"{datetime.now():%Y%m%d-%H%M%S}_{stem}")
+
+
 @contextmanager
 def fresh_run_dir(out: Path, stem: str) -> Iterator[RunDir]:
     """A new run directory ``out/<time>_<stem>`` (``-2``, ``-3``, … if taken), written whole or not at all."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{datetime.now():%Y%m%d-%H%M%S}_{stem}"
-    final = _reserve(out, stem)
+    final = reserve(out, stem)
     staging = Path(tempfile.mkdtemp(dir=out, prefix=f".{final.name}.partial-"))
     try:
         yield RunDir(staging, final)

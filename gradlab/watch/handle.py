@@ -18,22 +18,12 @@ from gradlab.engine.record import Recorder
 from gradlab.engine.trace import Trace
 from gradlab.models.convert import sharing_parameters
 from gradlab.models.recurrent import RecurrentModel
+from gradlab.watch.rundir import RunDirectory
+from gradlab.watch.steps import StepTraces
 
 WATCHED = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
 ENGINE = ("gradlab.watch: autograd with tensor hooks on gradlab's unrolled copy of the module, sharing its "
           "parameters")
-
-
-class StepTraces(dict):
-    """The traces of one recorded step: module name (as in ``named_modules()``; ``name#1``, … for
-    further calls in the same step) → :class:`~gradlab.Trace`. ``step`` is the step's number."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__()
-        self.step = step
-
-    def __repr__(self) -> str:
-        return f"StepTraces(step={self.step}, {', '.join(self)})"
 
 
 class Watch:
@@ -41,7 +31,7 @@ class Watch:
     ``step`` (the number of the step the next backward pass will be), ``remove()``."""
 
     def __init__(self, model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0,
-                 log_domain: bool = True) -> None:
+                 log_domain: bool = True, out=None, keep: Optional[int] = None) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"watch: every must be an integer >= 1, got {every!r}")
         if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
@@ -52,7 +42,14 @@ class Watch:
         self.modules = {name: m for name, m in model.named_modules() if isinstance(m, WATCHED)}
         if not self.modules:
             raise ValueError(f"watch: {type(model).__name__} holds no torch.nn.RNN, LSTM, GRU or gradlab model")
+        if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 0):
+            raise ValueError(f"watch: keep must be an integer >= 0 or None, got {keep!r}")
+        if keep is not None and out is None:
+            raise ValueError("watch: keep bounds the steps kept in memory when a sink (out=) has them all; "
+                             "give out= too")
+        self.keep = keep
         self._copies = {name: self._copy_of(name, m) for name, m in self.modules.items()}
+        self.run_dir = None if out is None else RunDirectory(out, list(self.modules), every, start_step)
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
         self._recording = False  # inside a recorded forward (a gradlab module's own hook must not recurse)
         self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]
@@ -109,8 +106,8 @@ class Watch:
         def done() -> None:
             self._reached(step)
             step["traces"][key] = recorder.finish(log_domain=self.log_domain, engine=ENGINE)
-            if not any(isinstance(v, Recorder) for v in step["traces"].values()) and step["traces"] not in self.traces:
-                self.traces.append(step["traces"])
+            if not any(isinstance(v, Recorder) for v in step["traces"].values()):
+                self._finished(step["traces"])
 
         recorder = Recorder(copy, x, state, full=self.full, on_done=done)
         step["traces"][key] = recorder  # replaced by its Trace when the backward pass is through
@@ -119,6 +116,14 @@ class Watch:
             return recorder.forward()
         finally:
             self._recording = False
+
+    def _finished(self, traces: StepTraces) -> None:
+        """Every module of a recorded step is through: keep it, and write it out."""
+        if self.run_dir is not None:
+            self.run_dir.write(traces.step, traces)
+        self.traces.append(traces)
+        if self.keep is not None:
+            del self.traces[:max(0, len(self.traces) - self.keep)]
 
     # -- the handle -----------------------------------------------------------------------------
 
@@ -139,15 +144,19 @@ class Watch:
                 f"{len(self.traces)} recorded, next step {self.step})")
 
 
-def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True) -> Watch:
+def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True,
+          out=None, keep: Optional[int] = None) -> Watch:
     """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
     pass and every ``every``-th after it, in the user's own training loop.
 
     full: keep the gradient tensors, not only the norms. log_domain: add exact log10 norms (a
-    second, hand-derived sweep per recorded module). Returns a :class:`Watch`; use it as a context
-    manager, or call ``remove()``. ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
+    second, hand-derived sweep per recorded module). out: a directory in which the watch creates a
+    fresh run directory (``w.run_dir.path``) and writes every recorded step as it finishes
+    (:func:`gradlab.load_watch` reads it back); keep: then keep only the last ``keep`` steps in
+    memory. Returns a :class:`Watch`; use it as a context manager, or call ``remove()``.
+    ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
     """
-    return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain)
+    return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain, out=out, keep=keep)
 
 
 
