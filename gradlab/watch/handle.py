@@ -18,6 +18,7 @@ from gradlab.engine.record import Recorder
 from gradlab.engine.trace import Trace
 from gradlab.models.convert import sharing_parameters
 from gradlab.models.recurrent import RecurrentModel
+from gradlab.watch.cells import CELLS, CellRecorder, state_tensors
 from gradlab.watch.rundir import RunDirectory
 from gradlab.watch.steps import StepTraces
 
@@ -31,17 +32,24 @@ class Watch:
     ``step`` (the number of the step the next backward pass will be), ``remove()``."""
 
     def __init__(self, model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0,
-                 log_domain: bool = True, out=None, keep: Optional[int] = None) -> None:
+                 log_domain: bool = True, out=None, keep: Optional[int] = None,
+                 cells: Optional[list[str]] = None) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"watch: every must be an integer >= 1, got {every!r}")
         if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
             raise ValueError(f"watch: start_step must be an integer >= 0, got {start_step!r}")
         self.every, self.full, self.start_step, self.log_domain = every, full, start_step, log_domain
         self.step = start_step
-        self.traces: list[StepTraces] = []
+        self._traces: list[StepTraces] = []
         self.modules = {name: m for name, m in model.named_modules() if isinstance(m, WATCHED)}
-        if not self.modules:
-            raise ValueError(f"watch: {type(model).__name__} holds no torch.nn.RNN, LSTM, GRU or gradlab model")
+        self.cells = {name: m for name, m in model.named_modules() if isinstance(m, CELLS)}
+        for name in cells or ():
+            try:
+                self.cells[name] = model.get_submodule(name)
+            except AttributeError:
+                raise ValueError(f"watch: cells names {name!r}, which {type(model).__name__} does not have") from None
+        if not self.modules and not self.cells:
+            raise ValueError(f"watch: {type(model).__name__} holds no torch.nn.RNN, LSTM, GRU, cell or gradlab model")
         if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 0):
             raise ValueError(f"watch: keep must be an integer >= 0 or None, got {keep!r}")
         if keep is not None and out is None:
@@ -49,10 +57,15 @@ class Watch:
                              "give out= too")
         self.keep = keep
         self._copies = {name: self._copy_of(name, m) for name, m in self.modules.items()}
-        self.run_dir = None if out is None else RunDirectory(out, list(self.modules), every, start_step)
+        self.run_dir = None if out is None else RunDirectory(out, list(self.modules) + list(self.cells), every,
+                                                            start_step)
+        self._unsettled: list[dict] = []  # recorded steps with cells, finished once the step is over
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
         self._recording = False  # inside a recorded forward (a gradlab module's own hook must not recurse)
         self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]
+        for name, cell in self.cells.items():
+            self._handles.append(cell.register_forward_pre_hook(self._cell_before(name), with_kwargs=True))
+            self._handles.append(cell.register_forward_hook(self._cell_after(name)))
 
     @staticmethod
     def _copy_of(name: str, module: nn.Module) -> RecurrentModel:
@@ -65,13 +78,56 @@ class Watch:
 
     # -- steps ----------------------------------------------------------------------------------
 
+    @property
+    def traces(self) -> list[StepTraces]:
+        """One StepTraces per recorded step whose backward pass is through, oldest first."""
+        self._settle()
+        return self._traces
+
     def _current(self) -> dict:
         """The open step, opened by the first forward pass with gradient since the last backward."""
         if self._open is None:
+            self._settle()
             record = (self.step - self.start_step) % self.every == 0
-            self._open = {"step": self.step, "record": record, "calls": {}, "pending": 0,
+            self._open = {"step": self.step, "record": record, "calls": {}, "cells": {},
                           "traces": StepTraces(self.step) if record else None}
         return self._open
+
+    def _cell_before(self, name: str):
+        def hook(cell, args, kwargs):
+            if not torch.is_grad_enabled() or self._recording:
+                return None
+            step = self._current()
+            if step["record"]:
+                recorder = step["cells"].setdefault(name, CellRecorder(name))
+                if step not in self._unsettled:
+                    self._unsettled.append(step)
+                return recorder.before(args, kwargs)
+            return None
+        return hook
+
+    def _cell_after(self, name: str):
+        def hook(cell, args, output):
+            if not torch.is_grad_enabled() or self._recording:
+                return None
+            step = self._current()
+            if step["record"]:
+                step["cells"][name].after(output)
+            for part in state_tensors(output):
+                if part.requires_grad:  # a backward pass reaching the cell takes the step
+                    part.register_hook(lambda g, step=step: self._reached(step) or None)
+            return None
+        return hook
+
+    def _settle(self) -> None:
+        """Finish the recorded steps with cells whose backward pass is over (a new step has opened,
+        the traces are read, or the watch is removed)."""
+        for step in [s for s in self._unsettled if s is not self._open]:
+            self._unsettled.remove(step)
+            for name, recorder in step["cells"].items():
+                step["traces"][name] = recorder.finish(self.full)
+            if not any(isinstance(v, Recorder) for v in step["traces"].values()):
+                self._finished(step["traces"])
 
     def _reached(self, opened: dict) -> None:
         """A backward pass has reached a module called in ``opened``: that step is taken."""
@@ -106,7 +162,7 @@ class Watch:
         def done() -> None:
             self._reached(step)
             step["traces"][key] = recorder.finish(log_domain=self.log_domain, engine=ENGINE)
-            if not any(isinstance(v, Recorder) for v in step["traces"].values()):
+            if step not in self._unsettled and not any(isinstance(v, Recorder) for v in step["traces"].values()):
                 self._finished(step["traces"])
 
         recorder = Recorder(copy, x, state, full=self.full, on_done=done)
@@ -121,14 +177,17 @@ class Watch:
         """Every module of a recorded step is through: keep it, and write it out."""
         if self.run_dir is not None:
             self.run_dir.write(traces.step, traces)
-        self.traces.append(traces)
+        self._traces.append(traces)
         if self.keep is not None:
-            del self.traces[:max(0, len(self.traces) - self.keep)]
+            del self._traces[:max(0, len(self._traces) - self.keep)]
 
     # -- the handle -----------------------------------------------------------------------------
 
     def remove(self) -> None:
         """Remove every hook the watch placed on the model's modules (also safe to call twice)."""
+        if self._open is not None and self._open in self._unsettled:
+            self._open = None  # the watch ends: its last step is over
+        self._settle()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -140,12 +199,12 @@ class Watch:
         self.remove()
 
     def __repr__(self) -> str:
-        return (f"Watch({', '.join(self.modules)}; every {self.every} step(s) from {self.start_step}; "
-                f"{len(self.traces)} recorded, next step {self.step})")
+        return (f"Watch({', '.join([*self.modules, *self.cells])}; every {self.every} step(s) from "
+                f"{self.start_step}; {len(self._traces)} recorded, next step {self.step})")
 
 
 def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True,
-          out=None, keep: Optional[int] = None) -> Watch:
+          out=None, keep: Optional[int] = None, cells: Optional[list[str]] = None) -> Watch:
     """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
     pass and every ``every``-th after it, in the user's own training loop.
 
@@ -153,10 +212,14 @@ def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int 
     second, hand-derived sweep per recorded module). out: a directory in which the watch creates a
     fresh run directory (``w.run_dir.path``) and writes every recorded step as it finishes
     (:func:`gradlab.load_watch` reads it back); keep: then keep only the last ``keep`` steps in
-    memory. Returns a :class:`Watch`; use it as a context manager, or call ``remove()``.
+    memory. cells: names (as in ``named_modules()``) of further modules stepped by hand in the loop
+    whose forward returns the next state; torch's nn.RNNCell/LSTMCell/GRUCell are found by type.
+    Each call of a cell is a time step (see ``gradlab/watch/cells.py``). Returns a :class:`Watch`;
+    use it as a context manager, or call ``remove()``.
     ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
     """
-    return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain, out=out, keep=keep)
+    return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain, out=out, keep=keep,
+                 cells=cells)
 
 
 
