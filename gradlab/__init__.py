@@ -10,7 +10,8 @@ dtype and device, shaped like what they are the gradient of.
 """
 
 from gradlab.analysis.jacobians import JacobianSpectra, jacobian_spectra
-from gradlab.analysis.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_decay, horizon
+from gradlab.analysis.metrics import (DecayFit, DecayProfile, Horizon, decay_of, decay_profile, distance_profile,
+                                      fit_decay, horizon)
 from gradlab.analysis.pipeline import Analysis, AnalyzeConfig, analyze
 from gradlab.analysis.theory import lyapunov_exponents, pascanu_bound
 from gradlab.analysis.verification import VerifyConfig, verify
@@ -38,7 +39,8 @@ __all__ = [
     # engine
     "Trace", "record", "bptt", "checkpointed_norms", "tapes",
     # analysis
-    "analyze", "AnalyzeConfig", "Analysis", "verify", "VerifyConfig", "decay_profile", "fit_decay", "horizon",
+    "analyze", "AnalyzeConfig", "Analysis", "verify", "VerifyConfig", "decay_profile", "distance_profile",
+    "decay_of", "fit_decay", "horizon",
     "DecayProfile", "DecayFit", "Horizon", "pascanu_bound", "lyapunov_exponents", "jacobian_spectra",
     "JacobianSpectra",
     # watch

@@ -74,6 +74,38 @@ def decay_profile(log10_norms: np.ndarray, plain_norms: Optional[np.ndarray] = N
     return DecayProfile(np.arange(t_loss + 1), mean, log10_batch_mean(back), lo, hi)
 
 
+def distance_profile(log10_norms: np.ndarray, lengths: np.ndarray, direction: int = 0) -> DecayProfile:
+    """log10_norms [T, B] of sequences of ``lengths`` [B] → the profile over distance from each
+    sample's own last step: position len_b − 1 − k for the forward direction, k for the reverse one
+    (which ends at position 0). At distance k the statistics are over the samples that have it.
+
+    ``mean`` is 10^log10 in float64 (0.0 past float64's range; the log10 values stay exact).
+    """
+    log10_norms = np.ma.getdata(np.asarray(log10_norms, dtype=np.float64))
+    lengths = np.asarray(lengths, dtype=int)
+    K = int(lengths.max())
+    back = np.full((K, len(lengths)), np.nan)  # row k is distance k; NaN where a sample has no such step
+    for b, n in enumerate(lengths):
+        own = log10_norms[:n, b]
+        back[:n, b] = own[::-1] if direction == 0 else own
+    present = ~np.isnan(back)
+    with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+        lo, hi = np.nanpercentile(back, BAND_PERCENTILES, axis=1)
+        plain = np.where(present, 10.0 ** np.where(present, back, 0.0), 0.0)
+        counts = present.sum(axis=1)
+        mean = plain.sum(axis=1) / counts
+        log10_mean = (logsumexp(np.where(present, back, -np.inf) * _LN10, axis=1) - np.log(counts)) / _LN10
+    return DecayProfile(np.arange(K), mean, log10_mean, lo, hi)
+
+
+def decay_of(trace, name: str = "h", layer: int = -1, direction: int = 0) -> tuple[DecayProfile, DecayFit, "Horizon"]:
+    """The decay of a recorded step of ``gradlab.watch`` (its distance sweep): (profile against the
+    distance from each sample's own last step, fitted factor per step, horizon)."""
+    profile = distance_profile(trace.distance_log10_grad_norms(name, layer, direction), trace.mask.sum(axis=0),
+                               direction)
+    return profile, fit_decay(profile), horizon(profile)
+
+
 @dataclass(frozen=True)
 class DecayFit:
     """Least-squares line through log10(batch mean) against distance over ``first..last``.

@@ -139,8 +139,10 @@ class Recorder:
 
     # -- the result ---------------------------------------------------------------------------
 
-    def finish(self, loss: Optional[float] = None, log_domain: bool = True, engine: str = "") -> Trace:
-        """The Trace of the recorded forward and the backward pass that went through it."""
+    def finish(self, loss: Optional[float] = None, log_domain: bool = True, engine: str = "",
+               distance: bool = False) -> Trace:
+        """The Trace of the recorded forward and the backward pass that went through it; with
+        ``distance`` (and ``log_domain``) also the sweep seeded only at each sample's last step."""
         model, layout = self.model, self.layout
         L, D, T, B, H = self.shape
         names = model.state_names
@@ -167,6 +169,12 @@ class Recorder:
                             log_domain=True)
             log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
             engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"
+            if distance:
+                seeded = self._at_last_steps(self.top_explicit)
+                with torch.no_grad():
+                    dist = bptt(model, self.x, layout.restore(seeded), state=self._detached_state(),
+                                grad_state=grad_state, log_domain=True)
+                engine += "; the distance sweep is gradlab.bptt seeded at each sample's last step only"
         to_numpy = lambda t: t.cpu().numpy()  # noqa: E731
         zeros_like_state = lambda z: layout.state_out(torch.zeros_like(z)).detach()  # noqa: E731
         return Trace(
@@ -174,12 +182,22 @@ class Recorder:
             norms={n: to_numpy(v) for n, v in norms.items()},
             explicit_norms=to_numpy(explicit_norms),
             log10_norms=log10_norms, explicit_log10_norms=explicit_log10,
+            distance_log10_norms=dist.log10_norms if log_domain and distance else None,
             grads=self.grads, explicit_grads=self.explicit_grads, loss=loss,
             initial_grads={n: self.grad_initial.get(n, zeros_like_state(z)) for n, z in zip(names, self.zeros)},
             mask=valid_positions(layout.lengths, T, B),
             meta={"engine": engine, "dtype": str(self.x_tm.dtype).replace("torch.", ""),
                   "device": str(self.x_tm.device)},
         )
+
+    def _at_last_steps(self, top: torch.Tensor) -> torch.Tensor:
+        """∂L/∂output [T, B, D·H] kept only at each direction's last step of each sample."""
+        L, D, T, B, H = self.shape
+        seeded = torch.zeros_like(top)
+        for d in range(D):
+            part = slice(d * H, (d + 1) * H)
+            seeded[self.last[d], self.batch, part] = top[self.last[d], self.batch, part]
+        return seeded
 
     def _detached_state(self) -> Optional[State]:
         if self.state is None:

@@ -52,6 +52,10 @@ class Trace:
                           where the plain norm is 0.0 or inf; −inf only for exact zeros (or None)
     explicit_log10_norms: [L, D, T, B] float64, log10 ‖∂⁺L/∂h_t‖ (or None)
     mask:                 [T, B] bool, True where a state exists (all True for unpadded input)
+    distance_log10_norms[name]: [L, D, T, B] float64, log10 ‖∂L_last/∂name_t‖ of a second sweep seeded
+                          only with the explicit gradient at each sample's last step (its own last
+                          position forward, position 0 reverse) and ∂L/∂h_n: the decay with distance
+                          from that step, when the loss reads every step (``gradlab.watch``; or None)
     grads[name]:          [L, D, T, B, H] the total gradients themselves, when kept
     explicit_grads:       [L, D, T, B, H] the explicit gradients, when kept
     loss:                 the loss's value, when the engine saw it
@@ -69,6 +73,7 @@ class Trace:
     log10_norms: Optional[dict[str, np.ndarray]] = None
     explicit_log10_norms: Optional[np.ndarray] = None
     mask: Optional[np.ndarray] = None
+    distance_log10_norms: Optional[dict[str, np.ndarray]] = None
     grads: Optional[dict[str, torch.Tensor]] = None
     explicit_grads: Optional[torch.Tensor] = None
     loss: Optional[float] = None
@@ -152,6 +157,13 @@ class Trace:
         k, d = self._index("h", layer, direction)
         return self._masked(self.explicit_norms[k, d])
 
+    def distance_log10_grad_norms(self, name: str = "h", layer: int = -1, direction: int = 0) -> np.ndarray:
+        """[T, B] float64: log10 ‖∂L_last/∂name_t‖, the sweep seeded only at each sample's last step."""
+        k, d = self._index(name, layer, direction)
+        if self.distance_log10_norms is None:
+            raise ValueError("this trace has no distance sweep (gradlab.watch records one)")
+        return self._masked(self.distance_log10_norms[name][k, d])
+
     def explicit_log10_grad_norms(self, layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: log10 ‖∂⁺L/∂h_t‖, exact past under- and overflow."""
         k, d = self._index("h", layer, direction)
@@ -194,7 +206,7 @@ class Trace:
             tensor_dtypes[key] = str(t.dtype).replace("torch.", "")
             arrays[key] = t.view(_STORED_AS[t.dtype]).numpy() if t.dtype in _STORED_AS else t.numpy()
 
-        for group in ("norms", "log10_norms"):
+        for group in ("norms", "log10_norms", "distance_log10_norms"):
             for name, value in (getattr(self, group) or {}).items():
                 arrays[f"{group}/{name}"] = value
         if self.explicit_log10_norms is not None:
@@ -239,6 +251,7 @@ class Trace:
         get = lambda key: np.array(arrays[key]) if key in arrays else None  # noqa: E731
         return cls(kind=header["kind"], hidden_size=header["hidden_size"], norms=norms,
                    explicit_norms=np.array(arrays["explicit_norms"]), log10_norms=group("log10_norms", False),
+                   distance_log10_norms=group("distance_log10_norms", False),
                    explicit_log10_norms=get("explicit_log10_norms"), mask=np.array(arrays["mask"]),
                    grads=group("grads", True),
                    explicit_grads=tensor("explicit_grads") if "explicit_grads" in arrays else None,

@@ -161,7 +161,7 @@ class Watch:
 
         def done() -> None:
             self._reached(step)
-            step["traces"][key] = recorder.finish(log_domain=self.log_domain, engine=ENGINE)
+            step["traces"][key] = recorder.finish(log_domain=self.log_domain, engine=ENGINE, distance=True)
             if step not in self._unsettled and not any(isinstance(v, Recorder) for v in step["traces"].values()):
                 self._finished(step["traces"])
 

@@ -79,3 +79,30 @@ def test_horizon_beyond_the_length_says_how_far_it_fell():
     assert h.distance is None and "beyond the length" in h.reason and "10^-2.71" in h.reason
     assert "single step" in horizon(decay_profile(np.zeros((1, 3)))).reason
     assert "undefined" in horizon(decay_profile(np.full((4, 2), -np.inf))).reason
+
+
+def test_the_distance_profile_counts_from_each_samples_own_last_step():
+    from gradlab.analysis.metrics import distance_profile
+
+    T, lengths = 6, np.array([6, 3, 4])
+    values = np.arange(T, dtype=float)[:, None] * np.array([1.0, 10.0, 100.0])  # log10 = position × scale
+    forward = distance_profile(values, lengths, direction=0)
+    assert list(forward.distance) == list(range(6))
+    # distance k holds position len_b − 1 − k of each sample that has it
+    assert forward.log10_lo[5] == forward.log10_hi[5] == 0.0  # only the first sample reaches k = 5
+    want_k1 = [4.0, 10.0, 200.0]
+    np.testing.assert_allclose(forward.log10_mean[1], np.log10(np.mean(10.0 ** np.array(want_k1))))
+    reverse = distance_profile(values, lengths, direction=1)  # ends at position 0: distance k is position k
+    np.testing.assert_allclose(reverse.log10_mean[2], np.log10(np.mean(10.0 ** np.array([2.0, 20.0, 200.0]))))
+    np.testing.assert_allclose(reverse.log10_mean[3], np.log10(np.mean(10.0 ** np.array([3.0, 300.0]))))
+
+
+def test_with_equal_lengths_the_distance_profile_is_the_decay_profile():
+    from gradlab.analysis.metrics import distance_profile
+
+    rng = np.random.default_rng(0)
+    log10 = rng.normal(-5, 2, size=(20, 7))
+    a, b = distance_profile(log10, np.full(7, 20)), decay_profile(log10)
+    np.testing.assert_allclose(a.log10_mean, b.log10_mean, atol=1e-12)
+    np.testing.assert_allclose(a.log10_lo, b.log10_lo)
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)

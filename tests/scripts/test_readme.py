@@ -38,3 +38,5 @@ def test_readme_python_examples_run_and_agree(tmp_path, monkeypatch):
     assert [t.step for t in w.traces] == [0, 10, 20] and w.step == 30
     masked = namespace["lstm"].log10_grad_norms("c", layer=0, direction=1)
     assert isinstance(masked, np.ma.MaskedArray) and np.isfinite(masked.compressed()).all()
+    profile, fit, horizon = namespace["gradlab"].decay_of(namespace["lstm"], "c", layer=0, direction=1)
+    assert fit.factor is not None and 0 < fit.factor < 1

@@ -136,3 +136,32 @@ def test_what_watch_cannot_record_is_refused_with_the_reason():
     with gradlab.watch(model) as again:
         loss_of(*model(TOKENS, LENGTHS)).backward()
     assert again.traces and not model.rnn._forward_hooks
+
+
+def test_the_distance_sweep_is_seeded_only_at_each_samples_last_step():
+    """With a loss on every step, the decay is measured by a second sweep seeded with the explicit
+    gradient at each sample's last step (position len−1 forward, 0 reverse) and dL/dh_n."""
+    model = Tagger()
+    with gradlab.watch(model) as w:
+        loss_of(*model(TOKENS, LENGTHS)).backward()
+    trace = w.traces[0]["rnn"]
+    rnn = model.rnn
+    x = pack_padded_sequence(model.emb(TOKENS).detach(), LENGTHS, enforce_sorted=False)
+    out, final = rnn(x)
+    data = out.data.detach().requires_grad_(True)
+    parts = tuple(f.detach().requires_grad_(True) for f in final)
+    loss = loss_of(model.head(pad_packed_sequence(out._replace(data=data))[0]), parts)
+    g_out, g_h, g_c = torch.autograd.grad(loss, [data, *parts])
+    padded = pad_packed_sequence(out._replace(data=g_out))[0]  # [T, B, 8]
+    seeded = torch.zeros_like(padded)
+    batch = torch.arange(3)
+    seeded[LENGTHS - 1, batch, :4] = padded[LENGTHS - 1, batch, :4]  # forward half: each sample's last position
+    seeded[0, :, 4:] = padded[0, :, 4:]  # reverse half: position 0
+    want = gradlab.bptt(rnn, x, pack_padded_sequence(seeded, LENGTHS, enforce_sorted=False), grad_state=(g_h, g_c),
+                        log_domain=True)
+    for name in ("h", "c"):
+        for d in range(2):
+            np.testing.assert_allclose(trace.distance_log10_grad_norms(name, 0, d).compressed(),
+                                       want.log10_grad_norms(name, 0, d).compressed(), atol=1e-10)
+    profile, fit, horizon = gradlab.decay_of(trace, "c", layer=0, direction=1)
+    assert len(profile.distance) == 7 and fit.factor is not None and 0 < fit.factor < 1
