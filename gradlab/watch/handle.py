@@ -20,6 +20,7 @@ from gradlab.models.convert import sharing_parameters
 from gradlab.models.recurrent import RecurrentModel
 from gradlab.watch.cells import CELLS, CellRecorder, state_tensors
 from gradlab.watch.rundir import RunDirectory
+from gradlab.watch.tensorboard import TensorBoardSink
 from gradlab.watch.steps import StepTraces
 
 WATCHED = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
@@ -33,7 +34,7 @@ class Watch:
 
     def __init__(self, model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0,
                  log_domain: bool = True, out=None, keep: Optional[int] = None,
-                 cells: Optional[list[str]] = None) -> None:
+                 cells: Optional[list[str]] = None, tensorboard=None) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"watch: every must be an integer >= 1, got {every!r}")
         if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
@@ -52,14 +53,18 @@ class Watch:
             raise ValueError(f"watch: {type(model).__name__} holds no torch.nn.RNN, LSTM, GRU, cell or gradlab model")
         if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 0):
             raise ValueError(f"watch: keep must be an integer >= 0 or None, got {keep!r}")
-        if keep is not None and out is None:
-            raise ValueError("watch: keep bounds the steps kept in memory when a sink (out=) has them all; "
-                             "give out= too")
+        if keep is not None and out is None and tensorboard is None:
+            raise ValueError("watch: keep bounds the steps kept in memory when a sink (out= or tensorboard=) has "
+                             "them all; give out= too")
+        if tensorboard is not None and not log_domain:
+            raise ValueError("watch: tensorboard= draws the decay from the log-domain distance sweep; "
+                             "leave log_domain=True")
         self.keep = keep
         self._copies = {name: self._copy_of(name, m) for name, m in self.modules.items()}
         self.run_dir = None if out is None else RunDirectory(out, list(self.modules) + list(self.cells), every,
                                                             start_step)
         self._unsettled: list[dict] = []  # recorded steps with cells, finished once the step is over
+        self.tensorboard = None if tensorboard is None else TensorBoardSink(tensorboard)
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
         self._recording = False  # inside a recorded forward (a gradlab module's own hook must not recurse)
         self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]
@@ -177,6 +182,8 @@ class Watch:
         """Every module of a recorded step is through: keep it, and write it out."""
         if self.run_dir is not None:
             self.run_dir.write(traces.step, traces)
+        if self.tensorboard is not None:
+            self.tensorboard.write(traces)
         self._traces.append(traces)
         if self.keep is not None:
             del self._traces[:max(0, len(self._traces) - self.keep)]
@@ -191,6 +198,8 @@ class Watch:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
     def __enter__(self) -> "Watch":
         return self
@@ -204,7 +213,7 @@ class Watch:
 
 
 def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True,
-          out=None, keep: Optional[int] = None, cells: Optional[list[str]] = None) -> Watch:
+          out=None, keep: Optional[int] = None, cells: Optional[list[str]] = None, tensorboard=None) -> Watch:
     """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
     pass and every ``every``-th after it, in the user's own training loop.
 
@@ -214,12 +223,14 @@ def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int 
     (:func:`gradlab.load_watch` reads it back); keep: then keep only the last ``keep`` steps in
     memory. cells: names (as in ``named_modules()``) of further modules stepped by hand in the loop
     whose forward returns the next state; torch's nn.RNNCell/LSTMCell/GRUCell are found by type.
-    Each call of a cell is a time step (see ``gradlab/watch/cells.py``). Returns a :class:`Watch`;
+    Each call of a cell is a time step (see ``gradlab/watch/cells.py``). tensorboard: a log
+    directory or a ``SummaryWriter``; each recorded step's decay factors, horizons and figures go
+    there (``gradlab/watch/tensorboard.py``). Returns a :class:`Watch`;
     use it as a context manager, or call ``remove()``.
     ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
     """
     return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain, out=out, keep=keep,
-                 cells=cells)
+                 cells=cells, tensorboard=tensorboard)
 
 
 
