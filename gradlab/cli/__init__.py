@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from gradlab.cli import analyze, data, train, verify
+from gradlab.cli import analyze, data, train, verify, watch_figures
 from gradlab.cli.args import USAGE_ERROR, Parser, UsageError
 
-COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify}
+COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify, "watch-figures": watch_figures}
 
 
 def build_parser() -> argparse.ArgumentParser:

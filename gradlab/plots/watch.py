@@ -33,6 +33,26 @@ def step_decay_figure(profiles: Mapping[str, DecayProfile], fits: Mapping[str, D
     return fig
 
 
+def decay_curves_through_training_figure(steps: Sequence[int], profiles: Sequence[DecayProfile],
+                                         title: str = "") -> Figure:
+    """One decay curve per recorded step, coloured from early (light) to late (dark) by a
+    sequential colour map, with a colour bar for the training step."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig, (ax,) = new_figure(width_per_panel=6.0)
+    cmap = colormaps["viridis_r"]
+    norm = Normalize(vmin=min(steps, default=0), vmax=max(max(steps, default=1), min(steps, default=0) + 1))
+    for step, prof in zip(steps, profiles):
+        values = np.where(np.isfinite(prof.log10_mean), prof.log10_mean, np.nan)
+        ax.plot(prof.distance, values, color=cmap(norm(step)), lw=1.1)
+    log10_axis_powers_of_ten(ax)
+    ax.set(xlabel=AXIS_DISTANCE, ylabel=r"$\|\partial L_{last}/\partial s_t\|$ (batch mean)", title=title)
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    bar.set_label("training step")
+    return fig
+
+
 def decay_through_training_figure(steps: Sequence[int], log10_means: Sequence[np.ndarray], title: str = "") -> Figure:
     """Heatmap of log10 batch-mean norm over training step (rows) × distance (columns); a distance a
     step's batch does not reach is left blank."""
@@ -47,6 +67,7 @@ def decay_through_training_figure(steps: Sequence[int], log10_means: Sequence[np
     if len(steps) > 20:
         ax.set_yticks([])
     ax.set(xlabel=AXIS_DISTANCE, ylabel="training step (recorded)", title=title)
+    ax.grid(False)  # grid lines would cut across the cells
     bar = fig.colorbar(image, ax=ax)
     bar.set_label(r"$\log_{10}\|\partial L_{last}/\partial s_t\|$ (batch mean)")
     return fig
