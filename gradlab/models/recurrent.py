@@ -217,7 +217,8 @@ class RecurrentModel(nn.Module):
             visits = [row[0].item() if bool((row == row[0]).all()) else row for row in order]
         else:  # unbind, not x_proj[t]: the backward of T selects would write T full-size zero tensors
             visits = list(range(T - 1, -1, -1) if d else range(T))  # the position each step reads
-            rows = [x_proj.unbind(0)[t] for t in visits] if d else x_proj.unbind(0)
+            steps = x_proj.unbind(0)
+            rows = [steps[t] for t in visits]
         outputs, states = [], []
         for row, t in zip(rows, visits):
             hook = lambda name, tensor: self.hook_point(name, k, d)(tensor, t)  # noqa: E731

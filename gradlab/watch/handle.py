@@ -8,6 +8,7 @@ record nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -56,6 +57,9 @@ class Watch:
         if keep is not None and out is None and tensorboard is None:
             raise ValueError("watch: keep bounds the steps kept in memory when a sink (out= or tensorboard=) has "
                              "them all; give out= too")
+        for what, value in (("out", out), ("tensorboard", tensorboard)):
+            if isinstance(value, (str, Path)) and not str(value).strip():
+                raise ValueError(f"watch: {what} must be a directory path, got an empty one")
         if tensorboard is not None and not log_domain:
             raise ValueError("watch: tensorboard= draws the decay from the log-domain distance sweep; "
                              "leave log_domain=True")

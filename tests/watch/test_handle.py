@@ -126,6 +126,8 @@ def test_what_watch_cannot_record_is_refused_with_the_reason():
         gradlab.watch(nn.Linear(3, 4))
     with pytest.raises(ValueError, match="every must be an integer >= 1"):
         gradlab.watch(Tagger(), every=0)
+    with pytest.raises(ValueError, match="out must be a directory path, got an empty one"):
+        gradlab.watch(Tagger(), out="")
     with pytest.raises(ValueError, match="proj_size"):
         gradlab.watch(Tagger(rnn=nn.LSTM(5, 4, proj_size=2, dtype=DT)))
     model = Tagger(rnn=nn.LSTM(5, 4, num_layers=2, bidirectional=True, dropout=0.5, dtype=DT))
