@@ -100,7 +100,9 @@ def distance_profile(log10_norms: np.ndarray, lengths: np.ndarray, direction: in
 
 def decay_of(trace, name: str = "h", layer: int = -1, direction: int = 0) -> tuple[DecayProfile, DecayFit, "Horizon"]:
     """The decay of a recorded step of ``gradlab.watch`` (its distance sweep): (profile against the
-    distance from each sample's own last step, fitted factor per step, horizon)."""
+    distance from each sample's own last step, fitted factor per step, horizon). In a stacked
+    bidirectional model the top layer's profiles are clean; below it both directions' seeds (at the
+    end and at position 0) reach every state."""
     profile = distance_profile(trace.distance_log10_grad_norms(name, layer, direction), trace.mask.sum(axis=0),
                                direction)
     return profile, fit_decay(profile), horizon(profile)
