@@ -138,38 +138,37 @@ class Trace:
         """[T, B] values as they are, or a numpy.ma array masked where no state exists (padding)."""
         return values if self.mask.all() else np.ma.MaskedArray(values, mask=~self.mask)
 
+    def _select(self, values, name: str, layer: int, direction: int, missing: str) -> np.ndarray:
+        """One [T, B] slice of an [L, D, T, B] field (or of a field per state name), masked."""
+        k, d = self._index(name, layer, direction)
+        if values is None:
+            raise ValueError(missing)
+        return self._masked((values[name] if isinstance(values, dict) else values)[k, d])
+
     def grad_norms(self, name: str = "h", layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: per-sample L2 norm over hidden units of the total ∂L/∂name_t (a numpy.ma
         array masked at padded positions when the batch has them; the same for every norm accessor)."""
-        k, d = self._index(name, layer, direction)
-        return self._masked(self.norms[name][k, d])
+        return self._select(self.norms, name, layer, direction, "")
 
     def log10_grad_norms(self, name: str = "h", layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: log10 of the per-sample norm of the total ∂L/∂name_t, finite wherever the
         true gradient is non-zero (also where ``grad_norms`` has underflowed to 0.0 or overflowed)."""
-        k, d = self._index(name, layer, direction)
-        if self.log10_norms is None:
-            raise ValueError("this trace has no log-domain norms (record(..., log_domain=True) provides them)")
-        return self._masked(self.log10_norms[name][k, d])
+        return self._select(self.log10_norms, name, layer, direction,
+                            "this trace has no log-domain norms (record(..., log_domain=True) provides them)")
 
     def explicit_grad_norms(self, layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: per-sample L2 norm of the explicit part ∂⁺L/∂h_t."""
-        k, d = self._index("h", layer, direction)
-        return self._masked(self.explicit_norms[k, d])
+        return self._select(self.explicit_norms, "h", layer, direction, "")
 
     def distance_log10_grad_norms(self, name: str = "h", layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: log10 ‖∂L_last/∂name_t‖, the sweep seeded only at each sample's last step."""
-        k, d = self._index(name, layer, direction)
-        if self.distance_log10_norms is None:
-            raise ValueError("this trace has no distance sweep (gradlab.watch records one)")
-        return self._masked(self.distance_log10_norms[name][k, d])
+        return self._select(self.distance_log10_norms, name, layer, direction,
+                            "this trace has no distance sweep (gradlab.watch records one)")
 
     def explicit_log10_grad_norms(self, layer: int = -1, direction: int = 0) -> np.ndarray:
         """[T, B] float64: log10 ‖∂⁺L/∂h_t‖, exact past under- and overflow."""
-        k, d = self._index("h", layer, direction)
-        if self.explicit_log10_norms is None:
-            raise ValueError("this trace has no log-domain norms of the explicit part")
-        return self._masked(self.explicit_log10_norms[k, d])
+        return self._select(self.explicit_log10_norms, "h", layer, direction,
+                            "this trace has no log-domain norms of the explicit part")
 
     def grad(self, name: str = "h", layer: int = -1, direction: int = 0) -> torch.Tensor:
         """[T, B, H]: the total ∂L/∂name_t (time-major), when the trace kept tensors; 0 at padded

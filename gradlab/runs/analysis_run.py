@@ -123,7 +123,7 @@ def write_run(analysis: Analysis, out: Optional[Path] = None) -> Path:
 
 
 def _write_files(run: RunDir, analysis: Analysis) -> None:
-    d, cfg = run.staging, analysis.config
+    d = run.staging
     write_trace_csv(d / "trace.csv", analysis)
     write_json(d / "summary.json", summary(analysis))
     save_problems(d / RUN_MODELS, {res.kind: res.problem for res in analysis.results})

@@ -16,7 +16,6 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from gradlab.engine.record import Recorder
-from gradlab.engine.trace import Trace
 from gradlab.models.convert import sharing_parameters
 from gradlab.models.recurrent import RecurrentModel
 from gradlab.watch.cells import CELLS, CellRecorder, state_tensors

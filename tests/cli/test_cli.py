@@ -12,7 +12,6 @@ import torch
 import gradlab
 from gradlab.tasks.weights import load_problems
 from gradlab.cli import main
-from gradlab.tasks.problem import build_problem
 
 
 def run_dirs(out):

@@ -1,6 +1,5 @@
 """The TensorBoard sink, read back with TensorBoard's own event reader."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
