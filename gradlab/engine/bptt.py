@@ -57,14 +57,15 @@ def sweep_order(direction: int, lengths: Optional[torch.Tensor], T: int):
 
 
 def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
-                  lengths: Optional[torch.Tensor] = None):
+                  lengths: Optional[torch.Tensor] = None, dropout_masks: Optional[list] = None):
     """Each layer's and direction's forward sweep (no autograd). x_tm: [T, B, I] (padded past
-    ``lengths`` [B], if given); init: one [L·D, B, H] per state name. Returns (inputs, tapes): every
+    ``lengths`` [B], if given); init: one [L·D, B, H] per state name; dropout_masks: the multiplier
+    [T, B, D·H] on each layer's output but the last, or None. Returns (inputs, tapes): every
     layer's input sequence [T, B, in], bottom first, and the tapes at index k·D + d, each in the
     order its direction swept (the reverse direction's from each sample's last position)."""
     arch, D, T = model.architecture, model.num_directions, x_tm.shape[0]
     inputs, tapes, seq = [], [], x_tm
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False):  # in the model's own dtype
         for k in range(model.num_layers):
             inputs.append(seq)
             for d in range(D):
@@ -73,24 +74,49 @@ def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.T
                 tapes.append(arch.forward_sweep(x_proj, tuple(s[k * D + d] for s in init), w_hh, b_hh))
             outputs = [sweep_order(d, lengths, T)(tapes[k * D + d].h[1:]) for d in range(D)]
             seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
+            if dropout_masks is not None and k < model.num_layers - 1:
+                seq = seq * dropout_masks[k]
     return inputs, tapes
 
 
-def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None) -> list[Tape]:
+def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None,
+          dropout_masks: Optional[list] = None) -> list[Tape]:
     """What the forward pass computes inside every layer and direction (index k·D + d): each
     architecture's tape (``h`` [T+1, B, H] with h[0] the initial state; the LSTM's ``c`` and
     ``gates`` [T, B, 4H] in torch's order i, f, g, o; the GRU's ``gates`` r, z, n and m), in the
-    order the direction swept (the reverse direction's from the last position). x as the model takes it."""
+    order the direction swept (the reverse direction's from the last position). x as the model takes it;
+    dropout_masks as in :func:`bptt`."""
     model = as_gradlab_model(model, "tapes")
     layout = model.layout_of(x)
+    masks = check_dropout(model, dropout_masks, "tapes")
     x_tm = layout.time_major(x)
-    return forward_tapes(model, x_tm, model.initial_state(state, layout, x_tm.shape[1], x_tm))[1]
+    return forward_tapes(model, x_tm, model.initial_state(state, layout, x_tm.shape[1], x_tm), layout.lengths,
+                         masks)[1]
 
 
 def split_log_state(parts: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """A state gradient (∂L/∂h[, ∂L/∂c]), each [..., H], as unit-size parts and one log scale [...]."""
     hat, log = split_log(torch.cat(parts, dim=-1))
     return hat.chunk(len(parts), dim=-1), log
+
+
+def split_through(logged: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor):
+    """A log-domain gradient (x̂ [T, B, F], log [T, B]) times ``mask`` [T, B, F], back in that form."""
+    hat, log = split_log(logged[0] * mask)
+    return hat, torch.where(log <= LOG_ZERO / 2, log, log + logged[1])
+
+
+def check_dropout(model: RecurrentModel, dropout_masks: Optional[list], caller: str,
+                  takes_masks: bool = True) -> Optional[list]:
+    """The masks a sweep must apply between layers: None in eval mode or without dropout; refused
+    when the model would draw them and the caller has not given the ones its forward used."""
+    if not (model.training and model.dropout and model.num_layers > 1):
+        return None
+    if dropout_masks is None or len(dropout_masks) != model.num_layers - 1:
+        remedy = (f"pass dropout_masks= (the {model.num_layers - 1} masks its forward used) or call model.eval()"
+                  if takes_masks else "call model.eval()")
+        raise ValueError(f"{caller}: the model has dropout={model.dropout} between layers in training mode; {remedy}")
+    return dropout_masks
 
 
 @dataclass
@@ -115,14 +141,16 @@ class LayerSweep:
 
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
-                    log_domain: bool, finals_from_loss: bool = True, lengths: Optional[torch.Tensor] = None):
+                    log_domain: bool, finals_from_loss: bool = True, lengths: Optional[torch.Tensor] = None,
+                    dropout_masks: Optional[list] = None):
     """The layers' backward sweeps, top down, each direction on its own.
 
     explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
     log domain. grad_finals[k·D + d]: the gradient on that direction's final state: a plain tuple
     of [B, H], or ((ĥ[, ĉ]), log [B]). finals_from_loss: they are ∂L/∂h_n (then part of the reported
     explicit gradient at the direction's last step, each sample's own with ``lengths``), not a carry
-    from a later segment.
+    from a later segment. dropout_masks: as in :func:`forward_tapes`; the gradient reaching layer
+    k's output from above is multiplied by the same mask.
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
@@ -187,6 +215,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
                                            None if log10_dc is None else flip(log10_dc), flip(plain_explicit),
                                            flip(log10_explicit), params, grad_initial)
+        if dropout_masks is not None and k > 0:  # through the mask on layer k−1's output
+            below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1
     return sweeps, explicit
 
@@ -226,7 +256,8 @@ def valid_positions(lengths: Optional[torch.Tensor], T: int, B: int) -> np.ndarr
 
 
 def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Optional[State] = None,
-         grad_state: Optional[GradState] = None, log_domain: bool = False) -> Trace:
+         grad_state: Optional[GradState] = None, log_domain: bool = False,
+         dropout_masks: Optional[list] = None) -> Trace:
     """Backpropagation through time from the derived recurrences (runs under ``torch.no_grad()``).
 
     model: a gradlab SRN, LSTM or GRU, or a torch nn.RNN/LSTM/GRU (copied with ``from_torch``).
@@ -235,6 +266,9 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
     grad_state: ∂L/∂h_n (LSTM: (∂L/∂h_n, ∂L/∂c_n)), shaped like the final state; zero when None.
     log_domain: carry the adjoint with a separate log scale, so that ``log10_grad_norms`` is exact
     where the plain values under- or overflow.
+    dropout_masks: for a model with dropout between layers in training mode, the multiplier
+    [T, B, D·H] (time-major, padded) its forward put on each layer's output but the last, as the
+    "dropout" hook points see it; bptt draws no random numbers of its own.
 
     Returns a :class:`Trace` with every tensor kept: ``grad(name, layer)`` the total ∂L/∂h_t, ∂L/∂c_t
     [T, B, H]; ``param_grads`` by torch's parameter names; ``input_grad`` shaped like x;
@@ -243,7 +277,9 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
     """
     model = as_gradlab_model(model, "bptt")
     layout = model.layout_of(x)
-    with torch.no_grad():
+    dropout_masks = check_dropout(model, dropout_masks, "bptt")
+    device = next(model.parameters()).device.type
+    with torch.no_grad(), torch.autocast(device, enabled=False):  # the sweeps run in the model's own dtype
         x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
         g_tm = check_grad_output(layout, grad_output, (T, B, model.num_directions * model.hidden_size))
@@ -260,8 +296,9 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
             grad_finals = [split_log_state(e) for e in grad_finals]
             g_tm = split_log(g_tm)
 
-        inputs, layer_tapes = forward_tapes(model, x_tm, init, layout.lengths)
-        layers, dx = backward_layers(model, inputs, layer_tapes, g_tm, grad_finals, log_domain, lengths=layout.lengths)
+        inputs, layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, dropout_masks)
+        layers, dx = backward_layers(model, inputs, layer_tapes, g_tm, grad_finals, log_domain, lengths=layout.lengths,
+                                     dropout_masks=dropout_masks)
         if log_domain:
             dx = to_plain(*dx)
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gradlab.engine.bptt import backward_layers, forward_tapes
+from gradlab.engine.bptt import backward_layers, check_dropout, forward_tapes
 from gradlab.engine.logscale import LOG_ZERO, split_log
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
@@ -47,6 +47,7 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
     if model.num_directions != 1:
         raise ValueError("checkpointed_norms sweeps forward in time in segments; a bidirectional model's reverse "
                          "direction needs the whole sequence (use gradlab.bptt or gradlab.record)")
+    check_dropout(model, None, "checkpointed_norms", takes_masks=False)
     S = segment or segment_length(T)
     starts = list(range(0, T, S))
     L, H = model.num_layers, model.hidden_size

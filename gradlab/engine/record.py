@@ -69,6 +69,7 @@ class Recorder:
         self.at_last = x_tm.new_zeros(L, D, B, H)  # the explicit gradient through the output there
         self.grad_final: Optional[list] = None  # ∂L/∂h_n[, ∂L/∂c_n], [L·D, B, H] each, when the loss reads them
         self.grad_initial: dict[str, torch.Tensor] = {}
+        self.dropout_masks: Optional[list] = None  # [T, B, D·H] per layer boundary, as the forward drew them
         self.done = False
 
     # -- the hooks ----------------------------------------------------------------------------
@@ -118,9 +119,17 @@ class Recorder:
                     seq.register_hook(lambda g: self._keep_sequence(k, d, g))
             return hook
 
+        def on_mask(k: int):
+            def hook(mask: torch.Tensor, t) -> None:
+                if self.dropout_masks is None:
+                    self.dropout_masks = [None] * (L - 1)
+                self.dropout_masks[k] = mask.detach()
+            return hook
+
         directions = [(k, d) for k in range(L) for d in range(D)]
         return ([(model.hook_point(n, k, d), on_state(n, k, d)) for n in model.state_names for k, d in directions]
-                + [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions])
+                + [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions]
+                + [(model.hook_point("dropout", k), on_mask(k)) for k in range(L - 1)])
 
     def forward(self):
         """Run the model with its hooks; returns (output, final state) as the model returns them."""
@@ -166,14 +175,14 @@ class Recorder:
                                                                               for g in self.grad_final))
             with torch.no_grad():
                 logd = bptt(model, self.x, grad_output, state=self._detached_state(), grad_state=grad_state,
-                            log_domain=True)
+                            log_domain=True, dropout_masks=self.dropout_masks)
             log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
             engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"
             if distance:
                 seeded = self._at_last_steps(self.top_explicit)
                 with torch.no_grad():
                     dist = bptt(model, self.x, layout.restore(seeded), state=self._detached_state(),
-                                grad_state=grad_state, log_domain=True)
+                                grad_state=grad_state, log_domain=True, dropout_masks=self.dropout_masks)
                 engine += "; the distance sweep is gradlab.bptt seeded at each sample's last step only"
         to_numpy = lambda t: t.cpu().numpy()  # noqa: E731
         zeros_like_state = lambda z: layout.state_out(torch.zeros_like(z)).detach()  # noqa: E731

@@ -26,9 +26,11 @@ def data_of(x):
 
 
 def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torch.Tensor,
-                       state: Optional[State] = None, grad_state: Optional[GradState] = None) -> Trace:
+                       state: Optional[State] = None, grad_state: Optional[GradState] = None,
+                       dropout_masks: Optional[list] = None) -> Trace:
     """Same arguments and the same Trace fields as ``bptt`` (tensors, parameter, input and initial
-    gradients), computed by autograd."""
+    gradients), computed by autograd. With ``dropout_masks`` the model's own masks are replaced by
+    these at its "dropout" hook points."""
     names, L, D, H = model.state_names, model.num_layers, model.num_directions, model.hidden_size
     layout = model.layout_of(x)
     B = layout.time_major(x).shape[1]
@@ -46,6 +48,7 @@ def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torc
         return fn
 
     pairs = [(model.hook_point(n, k, d), capture(n, k, d)) for n in names for k in range(L) for d in range(D)]
+    pairs += [(model.hook_point("dropout", k), lambda _, t, m=m: m) for k, m in enumerate(dropout_masks or ())]
     with torch.enable_grad(), attached(pairs):
         output, final = model(x_leaf, as_state(tuple(leaves)))
         loss = (data_of(output) * data_of(grad_output)).sum()

@@ -8,8 +8,6 @@ one gradlab can express exactly.
 
 from __future__ import annotations
 
-import warnings
-
 from torch import nn
 
 from gradlab.models.recurrent import MODEL_CLASSES, SRN, RecurrentModel
@@ -18,6 +16,13 @@ from gradlab.models.recurrent import MODEL_CLASSES, SRN, RecurrentModel
 def _factory(module: nn.Module) -> dict:
     p = next(module.parameters())
     return {"device": p.device, "dtype": p.dtype}
+
+
+def _built_empty(cls: type[nn.Module], like: nn.Module, *args, **kwargs) -> nn.Module:
+    """``cls(*args, **kwargs)`` with ``like``'s dtype, on its device, parameters uninitialised:
+    built on the meta device, so that a copy draws no random numbers (its parameters are loaded next)."""
+    factory = _factory(like)
+    return cls(*args, **kwargs, device="meta", dtype=factory["dtype"]).to_empty(device=factory["device"])
 
 
 def _torch_kwargs(model: RecurrentModel, what: str) -> dict:
@@ -32,9 +37,9 @@ def from_torch(module: nn.Module) -> RecurrentModel:
 
     A cell (``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell``) becomes a one-layer model whose step is
     the cell. Any number of layers, bias on or off, batch_first either way, any dtype and device; the
-    parameters are copied (the two models do not share storage). Bidirectional modules are copied
-    with both directions; LSTMs with ``proj_size > 0`` have no gradlab equivalent yet and raise ``ValueError``. gradlab models
-    have no dropout: for ``dropout > 0`` the copy equals the module in eval mode (a warning says so).
+    parameters are copied (the two models do not share storage; no random numbers are drawn). Bidirectional modules are copied
+    with both directions, ``dropout`` between layers as it is; LSTMs with ``proj_size > 0`` have no
+    gradlab equivalent yet and raise ``ValueError``.
     """
     for cls in MODEL_CLASSES.values():
         if isinstance(module, cls.torch_cell):
@@ -47,12 +52,10 @@ def from_torch(module: nn.Module) -> RecurrentModel:
                         f"nn.LSTMCell, nn.GRUCell), got {type(module).__name__}")
     if getattr(module, "proj_size", 0):
         raise ValueError("from_torch: LSTMs with proj_size > 0 are not supported")
-    if module.dropout:
-        warnings.warn(f"from_torch: the module has dropout={module.dropout}; the gradlab model has none and "
-                      "equals the module in eval mode", stacklevel=2)
     options = {"nonlinearity": module.nonlinearity} if cls is SRN else {}
-    model = cls(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
-                batch_first=module.batch_first, bidirectional=module.bidirectional, **options, **_factory(module))
+    model = _built_empty(cls, module, module.input_size, module.hidden_size, num_layers=module.num_layers,
+                         bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
+                         bidirectional=module.bidirectional, **options)
     model.load_state_dict(module.state_dict())
     model.train(module.training)
     return model
@@ -61,9 +64,7 @@ def from_torch(module: nn.Module) -> RecurrentModel:
 def sharing_parameters(module: nn.Module) -> RecurrentModel:
     """The gradlab model of a torch nn.RNN/LSTM/GRU whose parameters *are* the module's (no copy):
     gradients computed through it accumulate in the module's own ``.grad``."""
-    with warnings.catch_warnings():  # the caller decides what dropout means for it
-        warnings.filterwarnings("ignore", message="from_torch: the module has dropout", category=UserWarning)
-        model = from_torch(module)
+    model = from_torch(module)
     for name, p in module.named_parameters():
         model.register_parameter(name, p)
     return model
@@ -73,10 +74,9 @@ def to_torch(model: RecurrentModel) -> nn.Module:
     """The torch ``nn.RNN``/``nn.LSTM``/``nn.GRU`` computing the same function as ``model``."""
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"to_torch takes a gradlab SRN, LSTM or GRU, got {type(model).__name__}")
-    module = type(model).torch_module(model.input_size, model.hidden_size, num_layers=model.num_layers,
-                                      bias=model.bias, batch_first=model.batch_first,
-                                      bidirectional=model.bidirectional,
-                                      **_torch_kwargs(model, "to_torch"), **_factory(model))
+    module = _built_empty(type(model).torch_module, model, model.input_size, model.hidden_size,
+                          num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
+                          dropout=model.dropout, bidirectional=model.bidirectional, **_torch_kwargs(model, "to_torch"))
     module.load_state_dict(model.state_dict())
     module.train(model.training)
     return module
@@ -84,7 +84,7 @@ def to_torch(model: RecurrentModel) -> nn.Module:
 
 def _from_cell(cell: nn.Module, cls: type[RecurrentModel]) -> RecurrentModel:
     options = {"nonlinearity": cell.nonlinearity} if cls is SRN else {}
-    model = cls(cell.input_size, cell.hidden_size, bias=cell.bias, **options, **_factory(cell))
+    model = _built_empty(cls, cell, cell.input_size, cell.hidden_size, bias=cell.bias, **options)
     model.load_state_dict({f"{name}_l0": p for name, p in cell.state_dict().items()})
     model.train(cell.training)
     return model
@@ -95,8 +95,8 @@ def to_torch_cell(model: RecurrentModel) -> nn.Module:
     if model.num_layers != 1 or model.bidirectional:
         raise ValueError(f"to_torch_cell: a cell is one layer in one direction; this model has {model.num_layers} "
                          f"layer(s) in {model.num_directions} direction(s)")
-    cell = type(model).torch_cell(model.input_size, model.hidden_size, bias=model.bias,
-                                  **_torch_kwargs(model, "to_torch_cell"), **_factory(model))
+    cell = _built_empty(type(model).torch_cell, model, model.input_size, model.hidden_size, bias=model.bias,
+                        **_torch_kwargs(model, "to_torch_cell"))
     cell.load_state_dict({name[: -len("_l0")]: p for name, p in model.state_dict().items()})
     cell.train(model.training)
     return cell

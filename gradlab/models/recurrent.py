@@ -4,7 +4,8 @@ every state.
 Parameters carry torch's names, shapes and gate orders (``weight_ih_l{k}``: [G·H, in],
 ``weight_hh_l{k}``: [G·H, H], ``bias_ih_l{k}``, ``bias_hh_l{k}``: [G·H]; LSTM gates i, f, g, o;
 GRU r, z, n), so torch's state dicts load unchanged and :func:`gradlab.from_torch` is a copy.
-``forward`` takes and returns exactly what torch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` do.
+``forward`` takes and returns exactly what torch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` do, and
+``dropout`` acts between layers in training mode as theirs does (``gradlab/models/dropout.py``).
 
 With ``bidirectional=True`` each layer runs a second direction from the last position to the first,
 with its own parameters (``…_l{k}_reverse``); its output is the concatenation [T, B, 2H] of the two
@@ -16,13 +17,16 @@ direction visits t = T−1 … 0); :meth:`RecurrentModel.hook_point` finds them 
 
 - ``hook_h[kD+d]``: h_t  [B, H], the tensor that feeds the direction's next step and the output;
 - ``hook_c[kD+d]`` (LSTM): c_t  [B, H], after c_t is formed and before h_t = o ⊙ tanh(c_t);
-- ``hook_out[kD+d]``: the direction's output sequence  [T, B, H] (time-major, input order), ``t=None``.
+- ``hook_out[kD+d]``: the direction's output sequence  [T, B, H] (time-major, input order), ``t=None``;
+- ``hook_dropout[k]`` (k < L−1, training mode with dropout > 0): the mask multiplying layer k's
+  output [T, B, D·H] before layer k+1 reads it, ``t=None``.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from typing import ClassVar, Optional, Union
 
 import torch
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradlab.models.architectures import Architecture, GRUArchitecture, LSTMArchitecture, SRNArchitecture
+from gradlab.models.dropout import between_layers
 from gradlab.models.hooks import HookPoint
 from gradlab.models.layout import SequenceLayout, along_time, within_length_reversal
 
@@ -59,16 +64,23 @@ class RecurrentModel(nn.Module):
     hook_h: nn.ModuleList  # [num_layers · D] HookPoint on h_t
     hook_c: Optional[nn.ModuleList]  # [num_layers · D] HookPoint on c_t, for architectures with a cell state
     hook_out: nn.ModuleList  # [num_layers · D] HookPoint on each direction's output sequence
+    hook_dropout: nn.ModuleList  # [num_layers − 1] HookPoint on the dropout mask after each layer but the last
 
     def __init__(self, architecture: Architecture, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, batch_first: bool = False, bidirectional: bool = False, device=None,
-                 dtype=None) -> None:
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout and num_layers == 1:
+            warnings.warn(f"dropout={dropout} acts between layers; with num_layers=1 there is none (as in torch)",
+                          stacklevel=3)
         self.architecture = architecture
+        self.dropout = float(dropout)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -90,6 +102,7 @@ class RecurrentModel(nn.Module):
         self.hook_h = points()
         self.hook_c = points() if "c" in architecture.state_names else None
         self.hook_out = points()
+        self.hook_dropout = nn.ModuleList(HookPoint() for _ in range(num_layers - 1))
         self.reset_parameters()
 
     @property
@@ -107,10 +120,14 @@ class RecurrentModel(nn.Module):
         return 2 if self.bidirectional else 1
 
     def hook_point(self, name: str, layer: int, direction: int = 0) -> HookPoint:
-        """The hook point of state ``name`` ("h", "c") or "out" in ``layer``, ``direction``."""
+        """The hook point of state ``name`` ("h", "c"), "out" in ``layer``, ``direction``, or of the
+        "dropout" mask after ``layer``."""
+        if name == "dropout":
+            return self.hook_dropout[layer]
         points = {"h": self.hook_h, "c": self.hook_c, "out": self.hook_out}.get(name)
         if points is None:
-            raise KeyError(f"{type(self).__name__} has hook points {', '.join(self.state_names + ('out',))}, not {name!r}")
+            raise KeyError(f"{type(self).__name__} has hook points "
+                           f"{', '.join(self.state_names + ('out', 'dropout'))}, not {name!r}")
         return points[layer * self.num_directions + direction]
 
     def reset_parameters(self) -> None:
@@ -137,6 +154,8 @@ class RecurrentModel(nn.Module):
             s += ", bias=False"
         if self.batch_first:
             s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
         return s
@@ -197,6 +216,9 @@ class RecurrentModel(nn.Module):
                 outputs.append(out)
                 finals.append(final)
             seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
+            if k < self.num_layers - 1:
+                seq = between_layers(seq, self.dropout, self.training, layout.packing,
+                                     lambda mask: self.hook_dropout[k](mask, None))
         final_states = tuple(layout.state_out(torch.stack([f[i] for f in finals])) for i in range(len(self.state_names)))
         return layout.restore(seq), as_state(final_states)
 
@@ -260,10 +282,10 @@ class SRN(RecurrentModel):
     torch_module, torch_cell = nn.RNN, nn.RNNCell
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-                 bias: bool = True, batch_first: bool = False, bidirectional: bool = False, device=None,
-                 dtype=None) -> None:
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None) -> None:
         super().__init__(SRNArchitecture(nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
-                         bidirectional, device, dtype)
+                         dropout, bidirectional, device, dtype)
 
     @property
     def nonlinearity(self) -> str:
@@ -277,9 +299,10 @@ class LSTM(RecurrentModel):
     hook_c: nn.ModuleList
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, bidirectional: bool = False, device=None, dtype=None) -> None:
-        super().__init__(LSTMArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         device, dtype)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
+        super().__init__(LSTMArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device, dtype)
 
 
 class GRU(RecurrentModel):
@@ -288,9 +311,10 @@ class GRU(RecurrentModel):
     torch_module, torch_cell = nn.GRU, nn.GRUCell
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, bidirectional: bool = False, device=None, dtype=None) -> None:
-        super().__init__(GRUArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, bidirectional,
-                         device, dtype)
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
+                 dtype=None) -> None:
+        super().__init__(GRUArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device, dtype)
 
 
 MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"srn": SRN, "lstm": LSTM, "gru": GRU}

@@ -19,6 +19,8 @@ from gradlab.engine.record import Recorder
 from gradlab.models.convert import sharing_parameters
 from gradlab.models.recurrent import RecurrentModel
 from gradlab.watch.cells import CELLS, CellRecorder, state_tensors
+from gradlab.watch.precision import autocast_on, fused_dtype, in_dtype, like_fused
+from gradlab.watch.replay import Replay, draws_dropout
 from gradlab.watch.rundir import RunDirectory
 from gradlab.watch.tensorboard import TensorBoardSink
 from gradlab.watch.steps import StepTraces
@@ -28,13 +30,34 @@ ENGINE = ("gradlab.watch: autograd with tensor hooks on gradlab's unrolled copy 
           "parameters")
 
 
+def is_compiling() -> bool:
+    """Whether this code is being traced by torch.compile (``torch.compiler.is_compiling``, torch >= 2.3)."""
+    compiler = getattr(torch, "compiler", None)
+    return bool(getattr(compiler, "is_compiling", lambda: False)())
+
+
+def distributed_rank() -> int:
+    """This process's rank in the default torch.distributed group, 0 without one."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def refuse_compiled(model: nn.Module) -> None:
+    """A module compiled with torch.compile runs graphs the watch's hooks cannot see into: refuse it."""
+    for name, m in model.named_modules():
+        if type(m).__name__ == "OptimizedModule" or getattr(m, "_compiled_call_impl", None) is not None:
+            where = f" ({name})" if name else ""
+            raise ValueError(f"watch: the model{where} is compiled with torch.compile, whose graphs the watch cannot "
+                             "see into; watch the eager model (compile it after the watch is removed)")
+
+
 class Watch:
     """What ``gradlab.watch`` returns: ``traces`` (one :class:`StepTraces` per recorded step),
     ``step`` (the number of the step the next backward pass will be), ``remove()``."""
 
     def __init__(self, model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0,
                  log_domain: bool = True, out=None, keep: Optional[int] = None,
-                 cells: Optional[list[str]] = None, tensorboard=None) -> None:
+                 cells: Optional[list[str]] = None, tensorboard=None, all_ranks: bool = False) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"watch: every must be an integer >= 1, got {every!r}")
         if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
@@ -51,6 +74,7 @@ class Watch:
                 raise ValueError(f"watch: cells names {name!r}, which {type(model).__name__} does not have") from None
         if not self.modules and not self.cells:
             raise ValueError(f"watch: {type(model).__name__} holds no torch.nn.RNN, LSTM, GRU, cell or gradlab model")
+        refuse_compiled(model)
         if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool) or keep < 0):
             raise ValueError(f"watch: keep must be an integer >= 0 or None, got {keep!r}")
         if keep is not None and out is None and tensorboard is None:
@@ -63,6 +87,9 @@ class Watch:
             raise ValueError("watch: tensorboard= draws the decay from the log-domain distance sweep; "
                              "leave log_domain=True")
         self.keep = keep
+        self.rank = distributed_rank()
+        if self.rank and not all_ranks:  # under torch.distributed the sinks are rank 0's unless asked
+            out = tensorboard = None
         self._copies = {name: self._copy_of(name, m) for name, m in self.modules.items()}
         self.run_dir = None if out is None else RunDirectory(out, list(self.modules) + list(self.cells), every,
                                                             start_step)
@@ -70,7 +97,9 @@ class Watch:
         self.tensorboard = None if tensorboard is None else TensorBoardSink(tensorboard)
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
         self._recording = False  # inside a recorded forward (a gradlab module's own hook must not recurse)
+        self._replays: dict[str, Replay] = {}  # the generator state before a recorded fused forward with dropout
         self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]
+        self._handles += [m.register_forward_pre_hook(self._before(name)) for name, m in self.modules.items()]
         for name, cell in self.cells.items():
             self._handles.append(cell.register_forward_pre_hook(self._cell_before(name), with_kwargs=True))
             self._handles.append(cell.register_forward_hook(self._cell_after(name)))
@@ -143,10 +172,20 @@ class Watch:
             self._open = None
             self.step += 1
 
+    def _before(self, name: str):
+        def hook(module, args):
+            if torch.is_grad_enabled() and not self._recording and draws_dropout(module) and self._current()["record"]:
+                self._replays[name] = Replay(name, module, next(module.parameters()).device)
+            return None
+        return hook
+
     def _hook(self, name: str):
         def hook(module, args, kwargs, output):
             if not torch.is_grad_enabled() or self._recording:
                 return None  # validation is not a step; a recorded forward is already one
+            if is_compiling():
+                raise RuntimeError(f"watch: {name} runs inside torch.compile, whose graphs the watch cannot see "
+                                   "into; watch the eager model")
             step = self._current()
             call = step["calls"].get(name, 0)
             step["calls"][name] = call + 1
@@ -156,20 +195,31 @@ class Watch:
                 if first.requires_grad:
                     first.register_hook(lambda g, step=step: self._reached(step) or None)
                 return None
-            return self._record(step, name, key, module, args, kwargs)
+            return self._record(step, name, key, module, args, kwargs, output)
         return hook
 
-    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs):
+    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs, fused):
         x = args[0] if args else kwargs["input"]
         state = args[1] if len(args) > 1 else kwargs.get("hx")
-        if module.training and getattr(module, "dropout", 0) and module.num_layers > 1:
-            raise RuntimeError(f"watch: {key} has dropout={module.dropout} between layers in training mode, which "
-                               "gradlab cannot replay yet; call model.eval() for the watched step or set dropout=0")
         copy = self._copies[name]
+        copy.train(module.training)
+        copy.dropout = getattr(module, "dropout", 0.0)
+        replay = self._replays.pop(name, None)
+        device = next(module.parameters()).device.type
+        low_precision = autocast_on(device)
+        if low_precision:  # the record runs in the parameters' dtype; see gradlab/watch/precision.py
+            x, state = in_dtype(x, next(module.parameters()).dtype), in_dtype(state, next(module.parameters()).dtype)
 
         def done() -> None:
             self._reached(step)
-            step["traces"][key] = recorder.finish(log_domain=self.log_domain, engine=ENGINE, distance=True)
+            trace = recorder.finish(log_domain=self.log_domain, engine=ENGINE, distance=True)
+            if replay is not None:
+                trace.meta["dropout"] = (f"p={copy.dropout} between layers: torch's masks replayed from the CPU "
+                                         "generator state saved before the fused forward, outputs checked")
+            if low_precision:
+                trace.meta["autocast"] = (f"the fused forward ran under autocast ({fused_dtype(fused)}); recorded in "
+                                          f"{trace.meta['dtype']}")
+            step["traces"][key] = trace
             if step not in self._unsettled and not any(isinstance(v, Recorder) for v in step["traces"].values()):
                 self._finished(step["traces"])
 
@@ -177,9 +227,15 @@ class Watch:
         step["traces"][key] = recorder  # replaced by its Trace when the backward pass is through
         self._recording = True
         try:
-            return recorder.forward()
+            if replay is not None:
+                replay.rewind()
+            with torch.autocast(device, enabled=False):
+                output = recorder.forward()
+            if replay is not None:
+                replay.check(fused, output)
         finally:
             self._recording = False
+        return like_fused(output, fused) if low_precision else output
 
     def _finished(self, traces: StepTraces) -> None:
         """Every module of a recorded step is through: keep it, and write it out."""
@@ -216,7 +272,8 @@ class Watch:
 
 
 def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True,
-          out=None, keep: Optional[int] = None, cells: Optional[list[str]] = None, tensorboard=None) -> Watch:
+          out=None, keep: Optional[int] = None, cells: Optional[list[str]] = None, tensorboard=None,
+          all_ranks: bool = False) -> Watch:
     """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
     pass and every ``every``-th after it, in the user's own training loop.
 
@@ -228,12 +285,14 @@ def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int 
     whose forward returns the next state; torch's nn.RNNCell/LSTMCell/GRUCell are found by type.
     Each call of a cell is a time step (see ``gradlab/watch/cells.py``). tensorboard: a log
     directory or a ``SummaryWriter``; each recorded step's decay factors, horizons and figures go
-    there (``gradlab/watch/tensorboard.py``). Returns a :class:`Watch`;
+    there (``gradlab/watch/tensorboard.py``). Under ``torch.distributed`` (e.g. DistributedDataParallel)
+    every rank records its own batch and only rank 0 writes to the sinks, unless ``all_ranks``
+    (then each rank writes its own run directory). Returns a :class:`Watch`;
     use it as a context manager, or call ``remove()``.
     ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
     """
     return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain, out=out, keep=keep,
-                 cells=cells, tensorboard=tensorboard)
+                 cells=cells, tensorboard=tensorboard, all_ranks=all_ranks)
 
 
 

@@ -120,9 +120,38 @@ def test_from_torch_rejects_what_it_cannot_express(bad, match):
         gradlab.from_torch(bad)
 
 
-def test_from_torch_warns_about_dropout():
-    with pytest.warns(UserWarning, match="eval mode"):
-        gradlab.from_torch(nn.GRU(3, 4, num_layers=2, dropout=0.5))
+@pytest.mark.parametrize("cls", [nn.RNN, nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_dropout_between_layers_draws_torchs_masks_from_the_same_seed(cls, bidirectional, packed):
+    module = cls(3, 4, num_layers=3, dropout=0.4, bidirectional=bidirectional, dtype=torch.float64)
+    model = gradlab.from_torch(module)
+    assert model.dropout == 0.4 and model.training
+    x = torch.randn(6, 5, 3, dtype=torch.float64)
+    if packed:
+        x = nn.utils.rnn.pack_padded_sequence(x, torch.tensor([6, 2, 4, 6, 1]), enforce_sorted=False)
+    torch.manual_seed(7)
+    want = module(x)
+    after_torch = torch.get_rng_state()
+    torch.manual_seed(7)
+    got = model(x)
+    assert torch.equal(torch.get_rng_state(), after_torch)  # the same random numbers drawn
+    flat = lambda out: [t.data if hasattr(t, "batch_sizes") else t for t in  # noqa: E731
+                        (out[0], *((out[1],) if isinstance(out[1], torch.Tensor) else out[1]))]
+    for a, b in zip(flat(got), flat(want)):
+        torch.testing.assert_close(a, b, atol=1e-13, rtol=0)
+    torch.manual_seed(7)
+    masked = flat(model(x))[0]
+    torch.manual_seed(8)
+    assert not torch.allclose(masked, flat(model(x))[0])  # the masks do act
+    model.eval()
+    module.eval()
+    torch.testing.assert_close(flat(model(x))[0], flat(module(x))[0], atol=1e-13, rtol=0)
+
+
+def test_dropout_with_one_layer_warns_as_torch_does():
+    with pytest.warns(UserWarning, match="between layers"):
+        gradlab.GRU(3, 4, dropout=0.5)
 
 
 def test_linear_srn_has_no_torch_equivalent():
