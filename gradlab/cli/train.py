@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
         data = load_data(cfg)
     except InvalidOption as exc:
         raise usage_error(TrainConfig, exc) from None
+    if cfg.nonlinearity == "linear":  # said once, before the work starts
+        print("gradlab train: torch's nn.RNN has no linear nonlinearity; the linear SRN trains as gradlab's unrolled "
+              "model (slower than torch's fused kernels)")
     result = train(cfg, data, progress=not args.quiet)
     run_dir = write_train_run(result)
     metric = result.test.metric
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
               f"before it. Try a smaller --lr, --clip global or per-param, or a smaller --gain.")
     overflow = " (overflow)" if result.test.value == float("inf") else ""
     print(f"gradlab train: {cfg.model} on {cfg.task} (T = {cfg.length}), {len(result.history.get('loss', []))} steps in "
-          f"{result.seconds:.1f} s\n  best dev {metric} {result.best_dev.value:.4f} at step {result.best_step}; "
+          f"{result.seconds:.1f} s as {result.engine}\n  best dev {metric} {result.best_dev.value:.4f} at step {result.best_step}; "
           f"test {metric} {result.test.value:.4f}{overflow} (chance {result.chance:.4f})\n  run directory: {run_dir}\n"
           f"  analyse it: gradlab analyze --checkpoint {run_dir / 'checkpoint.pt'}")
     return 0

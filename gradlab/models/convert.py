@@ -18,6 +18,15 @@ def _factory(module: nn.Module) -> dict:
     return {"device": p.device, "dtype": p.dtype}
 
 
+def _copy_parameters(target: nn.Module, source: nn.Module, rename=lambda name: name) -> None:
+    """Load ``source``'s parameters into ``target`` (named alike after ``rename``), frozen ones frozen."""
+    target.load_state_dict({rename(n): p for n, p in source.state_dict().items()})
+    frozen = {rename(n) for n, p in source.named_parameters() if not p.requires_grad}
+    for name, p in target.named_parameters():
+        p.requires_grad_(name not in frozen)
+    target.train(source.training)
+
+
 def _built_empty(cls: type[nn.Module], like: nn.Module, *args, **kwargs) -> nn.Module:
     """``cls(*args, **kwargs)`` with ``like``'s dtype, on its device, parameters uninitialised:
     built on the meta device, so that a copy draws no random numbers (its parameters are loaded next)."""
@@ -56,8 +65,7 @@ def from_torch(module: nn.Module) -> RecurrentModel:
     model = _built_empty(cls, module, module.input_size, module.hidden_size, num_layers=module.num_layers,
                          bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
                          bidirectional=module.bidirectional, **options)
-    model.load_state_dict(module.state_dict())
-    model.train(module.training)
+    _copy_parameters(model, module)
     return model
 
 
@@ -77,16 +85,14 @@ def to_torch(model: RecurrentModel) -> nn.Module:
     module = _built_empty(type(model).torch_module, model, model.input_size, model.hidden_size,
                           num_layers=model.num_layers, bias=model.bias, batch_first=model.batch_first,
                           dropout=model.dropout, bidirectional=model.bidirectional, **_torch_kwargs(model, "to_torch"))
-    module.load_state_dict(model.state_dict())
-    module.train(model.training)
+    _copy_parameters(module, model)
     return module
 
 
 def _from_cell(cell: nn.Module, cls: type[RecurrentModel]) -> RecurrentModel:
     options = {"nonlinearity": cell.nonlinearity} if cls is SRN else {}
     model = _built_empty(cls, cell, cell.input_size, cell.hidden_size, bias=cell.bias, **options)
-    model.load_state_dict({f"{name}_l0": p for name, p in cell.state_dict().items()})
-    model.train(cell.training)
+    _copy_parameters(model, cell, lambda name: f"{name}_l0")
     return model
 
 
@@ -97,6 +103,5 @@ def to_torch_cell(model: RecurrentModel) -> nn.Module:
                          f"layer(s) in {model.num_directions} direction(s)")
     cell = _built_empty(type(model).torch_cell, model, model.input_size, model.hidden_size, bias=model.bias,
                         **_torch_kwargs(model, "to_torch_cell"))
-    cell.load_state_dict({name[: -len("_l0")]: p for name, p in model.state_dict().items()})
-    cell.train(model.training)
+    _copy_parameters(cell, model, lambda name: name[: -len("_l0")])
     return cell

@@ -30,9 +30,11 @@ def train_summary(result: TrainResult) -> dict:
         "test": asdict(result.test) if result.test else None,
         "seconds": result.seconds,
         "diverged": result.diverged,
+        "engine": result.engine,
         "notes": {"grad_norms": "L2 norm of each parameter's gradient at every step, before clipping (history.csv)",
                   "traces": "log10 of the batch-mean total gradient norm against distance from the last step, "
-                            "on the first trace_batch dev examples (traces.csv)",
+                            "on the first trace_batch dev examples, recorded by gradlab.watch on one backward pass "
+                            "there (traces.csv)",
                   "checkpoint": "the weights with the best dev score; gradlab analyze --checkpoint reads it"},
         "versions": versions(),
     }

@@ -1,10 +1,13 @@
 """``gradlab train``: train a model on a task, watching its gradients.
 
-At every step the L2 norm of each parameter's gradient is logged before clipping (NNDL 6.2); every
-``eval_every`` steps (and at the end) the dev set is scored and the best weights kept; every
-``trace_every`` steps (and at step 0) the total gradient ∂L/∂h_t (and ∂L/∂c_t) is recorded on a fixed
-batch, so the decay curve can be watched changing through training. The best weights are scored on
-the test set at the end.
+The recurrent model trains as torch's fused ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (the same weights,
+torch's names; a linear SRN, which torch lacks, trains as gradlab's unrolled model and
+``TrainResult.engine`` says so). At every step the L2 norm of each parameter's gradient is logged
+before clipping (NNDL 6.2); every ``eval_every`` steps (and at the end) the dev set is scored and
+the best weights kept; every ``trace_every`` steps (and at step 0 and the end) the total gradient
+∂L/∂h_t (and ∂L/∂c_t) is recorded with ``gradlab.watch`` on one backward pass over a fixed dev
+batch (its parameter gradients are discarded), so the decay curve is compared on the same examples
+through training. The best weights are scored on the test set at the end.
 """
 
 from __future__ import annotations
@@ -22,15 +25,16 @@ from tqdm.auto import tqdm
 from gradlab.analysis.metrics import decay_profile
 from gradlab.common.options import (InvalidOption, check_options, choice, counts, int_at_least, option, path_text,
                                     positive_float)
-from gradlab.engine.record import record
 from gradlab.models.architectures import NONLINEARITIES
-from gradlab.models.recurrent import MODEL_CLASSES, takes_nonlinearity
+from gradlab.models.convert import to_torch
+from gradlab.models.recurrent import MODEL_CLASSES, RecurrentModel, takes_nonlinearity
 from gradlab.models.regimes import INITS, initialise
 from gradlab.tasks import TASKS, datasets
 from gradlab.tasks.base import Dataset
 from gradlab.tasks.problem import LOSS_AT, SequenceProblem, build_problem
 from gradlab.training.clipping import CLIP_MODES, clip_gradients, gradient_norms
 from gradlab.training.scoring import Score, as_batches, score
+from gradlab.watch.handle import watch
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -126,6 +130,7 @@ class TrainResult:
     chance: float = 0.0
     seconds: float = 0.0
     diverged: Optional[str] = None  # "step N: the loss overflowed float32" when training stopped there
+    engine: str = ""  # what the recurrent model trained as
 
 
 def load_data(cfg: TrainConfig) -> dict[str, Dataset]:
@@ -149,18 +154,54 @@ def make_problem(cfg: TrainConfig) -> SequenceProblem:
 
 
 def gradient_profile(problem: SequenceProblem, data: Dataset, loss_at: str) -> dict[str, list[float]]:
-    """log10 of the batch-mean ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against distance from the last step."""
+    """log10 of the batch-mean ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against distance from the last step, from
+    one watched backward pass of the problem's loss on ``data``; the parameters' ``.grad`` are left
+    as they were."""
     x, y = (torch.as_tensor(a, device=problem.readout.weight.device) for a in data)
-    trace = record(problem.model, problem.embed(x), problem.loss_fn(y, loss_at), full=False)
+    saved = [(p, p.grad) for p in problem.parameters()]
+    for p, _ in saved:
+        p.grad = None
+    with watch(problem) as w:
+        problem.loss_fn(y, loss_at)(problem.model(problem.embed(x))[0]).backward()
+    for p, grad in saved:
+        p.grad = grad
+    trace = w.traces[0]["model"]
     return {name: decay_profile(trace.log10_grad_norms(name), trace.grad_norms(name)).log10_mean.tolist()
             for name in trace.names}
 
 
-def train(cfg: TrainConfig, data: Optional[dict[str, Dataset]] = None, progress: bool = True) -> TrainResult:
-    """Train one model as ``cfg`` says and return its history, traces and test score."""
+def fused_if_possible(model: RecurrentModel) -> tuple[torch.nn.Module, str]:
+    """torch's fused module with ``model``'s weights, or ``model`` itself where torch has none; and
+    a line saying which."""
+    try:
+        fused = to_torch(model)
+    except ValueError:  # the linear SRN
+        return model, f"gradlab's unrolled {type(model).__name__} (torch has no such module)"
+    return fused, f"torch.nn.{type(fused).__name__} (fused kernels)"
+
+
+def train(cfg: TrainConfig, data: Optional[dict[str, Dataset]] = None, progress: bool = True,
+          fused: bool = True) -> TrainResult:
+    """Train one model as ``cfg`` says and return its history, traces and test score.
+
+    fused: train the recurrent model as torch's fused module (the default); False trains gradlab's
+    unrolled model, as gradlab did before (benchmarks/train_command.py compares the two). The
+    result's problem holds gradlab's model either way."""
     cfg = cfg.resolved()
     data = load_data(cfg) if data is None else data
     problem = make_problem(cfg)
+    model = problem.model
+    problem.model, engine = fused_if_possible(model) if fused else (model, f"gradlab's unrolled {type(model).__name__}")
+    try:
+        result = _train(cfg, data, problem, progress)
+    finally:
+        model.load_state_dict(problem.model.state_dict())  # the best weights, back in gradlab's model
+        problem.model = model
+    result.engine = engine
+    return result
+
+
+def _train(cfg: TrainConfig, data: dict[str, Dataset], problem: SequenceProblem, progress: bool) -> TrainResult:
     named = [(n, p) for n, p in problem.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     optimizer = OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr)

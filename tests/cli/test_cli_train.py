@@ -113,9 +113,11 @@ def test_a_diverging_run_stops_and_says_so(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "training stopped at step 1: the loss overflowed float32" in out and "nan" not in out.lower()
+    assert out.count("no linear nonlinearity") == 1  # said once: this SRN trains as gradlab's model
     (run,) = tmp_path.iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["diverged"].startswith("step 1") and summary["steps"] == 0
+    assert summary["engine"].startswith("gradlab's unrolled SRN")
 
 
 @pytest.mark.parametrize("task, length", [("copy", 30), ("temporal-order", 10), ("digits-rows", 8)])

@@ -7,6 +7,8 @@ from dataclasses import asdict, replace
 import numpy as np
 import pytest
 import torch
+
+import gradlab
 from hypothesis import given, settings, strategies as st
 
 from gradlab.tasks.weights import load_checkpoint, save_checkpoint
@@ -109,6 +111,23 @@ def test_nndl_init_is_xavier_uniform_with_one_bias(kind):
     assert float(b_ih.detach().abs().max()) <= math.sqrt(6 / 33)
     assert float(b_hh.detach().abs().max()) == 0.0
     assert b_hh.requires_grad == (kind == "gru")
+
+
+@pytest.mark.parametrize("model", ["srn", "lstm", "gru"])
+def test_training_the_fused_module_is_training_gradlabs_model(model):
+    """gradlab train runs torch's fused module; gradlab's unrolled model (what it ran before) trains
+    the same way, step for step, in float64."""
+    cfg = replace(TINY, model=model, steps=12, dtype="float64", trace_every=5, trace_batch=4)
+    fused, unrolled = train(cfg, progress=False), train(cfg, progress=False, fused=False)
+    assert fused.engine == {"srn": "torch.nn.RNN", "lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU"}[model] + \
+        " (fused kernels)" and unrolled.engine.startswith("gradlab's unrolled")
+    np.testing.assert_allclose(fused.history["loss"], unrolled.history["loss"], rtol=1e-9)
+    for a, b in zip(fused.traces, unrolled.traces):
+        for name in a["profile"]:
+            np.testing.assert_allclose(a["profile"][name], b["profile"][name], rtol=1e-9)
+    assert isinstance(fused.problem.model, gradlab.RecurrentModel)  # the result holds gradlab's model
+    for (name, p), q in zip(fused.problem.named_parameters(), unrolled.problem.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12, msg=name)
 
 
 def test_book_bias_stays_zero_through_training():
