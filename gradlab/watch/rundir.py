@@ -3,6 +3,9 @@
     <out>/<time>_watch/
         watch.json                 the index: format, modules, sampling, and every finished step
         step-00000010.rnn.npz      the Trace of module "rnn" at step 10 (gradlab.Trace.save's format)
+        step-00000010.json         that step's summary: per module, state, layer and direction the
+                                   batch statistics of log10 ‖∂L/∂s‖ against distance, the fitted
+                                   decay factor and the horizon (gradlab/watch/summary.py)
 
 After each recorded step the watch writes that step's traces, then rewrites the index; every file
 is written to a hidden temporary name and renamed into place. A training process killed at any
@@ -20,6 +23,7 @@ from gradlab.common.files import atomic_write, growing_run_dir, write_json
 from gradlab.common.versions import versions
 from gradlab.engine.trace import Trace
 from gradlab.watch.steps import StepTraces
+from gradlab.watch.summary import step_summary
 
 FORMAT, VERSION = "gradlab-watch", 1
 INDEX = "watch.json"
@@ -27,6 +31,10 @@ INDEX = "watch.json"
 
 def step_file(step: int, name: str) -> str:
     return f"step-{step:08d}.{name or 'model'}.npz"
+
+
+def summary_file(step: int) -> str:
+    return f"step-{step:08d}.json"
 
 
 class RunDirectory:
@@ -42,12 +50,13 @@ class RunDirectory:
         atomic_write(self.path / INDEX, lambda p: write_json(p, self.index), overwrite=True)
 
     def write(self, step: int, traces: dict[str, Trace]) -> None:
-        """Write one finished step: its traces first, then the index that names them."""
+        """Write one finished step: its traces and summary first, then the index that names them."""
         files = {}
         for name, trace in traces.items():
             files[name] = step_file(step, name)
             trace.save(self.path / files[name])
-        self.index["steps"].append({"step": step, "files": files})
+        atomic_write(self.path / summary_file(step), lambda p: write_json(p, step_summary(traces)))
+        self.index["steps"].append({"step": step, "files": files, "summary": summary_file(step)})
         self._write_index()
 
 

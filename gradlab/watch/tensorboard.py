@@ -20,18 +20,9 @@ import numpy as np
 from gradlab.analysis.metrics import decay_of
 from gradlab.plots.watch import decay_through_training_figure, step_decay_figure
 from gradlab.watch.steps import StepTraces
+from gradlab.watch.summary import curves
 
 DISTANCES = (0, 1, 10, 100)
-
-
-def curves(trace) -> list[tuple[str, str, int, int]]:
-    """(tag suffix, name, layer, direction) of every curve a trace has."""
-    out = []
-    for name in trace.names:
-        for k in range(trace.num_layers):
-            for d in range(trace.num_directions):
-                out.append((f"{name}/layer{k}" + ("/reverse" if d else ""), name, k, d))
-    return out
 
 
 class TensorBoardSink:

@@ -52,6 +52,8 @@ def test_a_training_process_killed_mid_run_leaves_every_finished_step_readable(t
     for name in visible:  # no half file: everything visible is whole
         if name.endswith(".npz"):
             gradlab.Trace.load(os.path.join(run_dir, name))
+        elif name.startswith("step-"):  # a step's summary
+            assert json.loads((tmp_path / run_dir / name).read_text())["modules"][""]
         else:
             assert name == "watch.json" and json.loads((tmp_path / run_dir / name).read_text())["format"]
 
@@ -68,6 +70,14 @@ def test_the_run_directory_holds_what_the_watch_had(tmp_path):
         assert torch.equal(a[""].grad("h"), b[""].grad("h"))
     index = json.loads((w.run_dir.path / "watch.json").read_text())
     assert index["every"] == 2 and index["modules"] == [""] and len(index["steps"]) == 3
+    for entry, step in zip(index["steps"], w.traces):  # each step's summary: the numbers decay_of gives
+        summary = json.loads((w.run_dir.path / entry["summary"]).read_text())
+        (curve,) = summary["modules"][""]
+        profile, fit, hz = gradlab.decay_of(step[""], "h")
+        assert summary["step"] == step.step and (curve["state"], curve["layer"], curve["direction"]) == ("h", 0, 0)
+        assert curve["decay_factor"] == fit.factor and curve["horizon"] == hz.distance
+        np.testing.assert_array_equal(curve["log10_mean"], profile.log10_mean)
+        assert curve["status"] == list(profile.status) and len(curve["log10_lo"]) == 6
     # a second watch writes into a fresh directory, never over the first
     with gradlab.watch(model, out=tmp_path) as w2:
         model(torch.randn(6, 2, 3, dtype=torch.float64))[0].sum().backward()
