@@ -4,7 +4,7 @@ through any of gradlab's code. Every state it forms is kept, for torch.autograd.
 
     RNN:  h_t = tanh|relu(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh)
     LSTM: i, f, g, o = σ, σ, tanh, σ of (x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), in that order;
-          c_t = f ⊙ c_{t−1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
+          c_t = f ⊙ c_{t−1} + i ⊙ g,  h_t = o ⊙ tanh(c_t), and with proj_size > 0 h_t = W_hr (o ⊙ tanh(c_t))
     GRU:  r, z = σ(x_t W_i{r,z}ᵀ + b_i{r,z} + h_{t−1} W_h{r,z}ᵀ + b_h{r,z});
           n = tanh(x_t W_inᵀ + b_in + r ⊙ (h_{t−1} W_hnᵀ + b_hn));  h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
 
@@ -17,13 +17,14 @@ import torch
 from torch import nn
 
 
-def _step(module: nn.Module, x, state, w_ih, w_hh, b_ih, b_hh):
+def _step(module: nn.Module, x, state, w_ih, w_hh, b_ih, b_hh, w_hr=None):
     gi = x @ w_ih.T + (0 if b_ih is None else b_ih)
     gh = state[0] @ w_hh.T + (0 if b_hh is None else b_hh)
     if isinstance(module, nn.LSTM):
         i, f, g, o = (gi + gh).chunk(4, -1)
         c = torch.sigmoid(f) * state[1] + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return (h if w_hr is None else w_hr @ h), c
     if isinstance(module, nn.GRU):
         (ir, iz, in_), (hr, hz, hn) = gi.chunk(3, -1), gh.chunk(3, -1)
         r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
@@ -50,7 +51,8 @@ def unrolled(module: nn.Module, x: torch.Tensor, lengths: list[int], initial: tu
             per_direction = []
             for d in range(D):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
-                params = [getattr(module, f"{w}{sfx}", None) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                params = [getattr(module, f"{w}{sfx}", None)
+                          for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")]
                 state = tuple(s[k * D + d, b] for s in initial)
                 out = [None] * n
                 for t in (reversed(range(n)) if d else range(n)):

@@ -41,6 +41,9 @@ def flat_step(model: RecurrentModel) -> Callable[[torch.Tensor, torch.Tensor], t
 def state_jacobians(model: RecurrentModel, xs: torch.Tensor, s: torch.Tensor) -> Iterator[torch.Tensor]:
     """The full state Jacobian ∂s_t/∂s_{t−1}, [B, S, S], for every step t of the input xs [T, B, I]
     driven from the full state s [B, S]. A bidirectional model has no such map and is refused."""
+    if model.proj_size:
+        raise ValueError("the state Jacobians are written for h and c of one width; a projected LSTM (proj_size) "
+                         "is not supported")
     if model.bidirectional:
         raise ValueError("a bidirectional model has no one-step state map (its reverse direction reads the future); "
                          "state Jacobians, Lyapunov exponents and Jacobian spectra are defined per direction only")

@@ -71,7 +71,8 @@ def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.T
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
                 x_proj = sweep_order(d, lengths, T)(F.linear(seq, w_ih, b_ih))
-                tapes.append(arch.forward_sweep(x_proj, tuple(s[k * D + d] for s in init), w_hh, b_hh))
+                tapes.append(arch.forward_sweep(x_proj, tuple(s[k * D + d] for s in init), w_hh, b_hh,
+                                                **model.extra_weights(k, d)))
             outputs = [sweep_order(d, lengths, T)(tapes[k * D + d].h[1:]) for d in range(D)]
             seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
             if dropout_masks is not None and k < model.num_layers - 1:
@@ -95,9 +96,9 @@ def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None,
 
 
 def split_log_state(parts: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
-    """A state gradient (∂L/∂h[, ∂L/∂c]), each [..., H], as unit-size parts and one log scale [...]."""
+    """A state gradient (∂L/∂h[, ∂L/∂c]), each [..., H_s], as unit-size parts and one log scale [...]."""
     hat, log = split_log(torch.cat(parts, dim=-1))
-    return hat.chunk(len(parts), dim=-1), log
+    return hat.split([p.shape[-1] for p in parts], dim=-1), log
 
 
 def split_through(logged: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor):
@@ -154,7 +155,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
-    arch, D, H = model.architecture, model.num_directions, model.hidden_size
+    arch, D, H = model.architecture, model.num_directions, model.output_size
     T, B = tapes[0].h.shape[0] - 1, tapes[0].h.shape[1]
     batch = torch.arange(B, device=tapes[0].h.device)
     last = (lengths - 1).clamp_min(0) if lengths is not None else torch.full_like(batch, T - 1)  # swept order
@@ -163,6 +164,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
         below = None  # ∂L/∂(input of layer k), summed over directions
         for d in range(D):
             w_ih, w_hh, b_ih, _ = model.layer_parameters(k, d)
+            extra = model.extra_weights(k, d)
             tape, part = tapes[k * D + d], slice(d * H, (d + 1) * H)
             flip = sweep_order(d, lengths, T)
             if log_domain:
@@ -178,7 +180,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 else:
                     scale, start = LogScale(hat.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
                 plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
-                g = arch.backward_sweep(tape, scale, start, w_hh)
+                g = arch.backward_sweep(tape, scale, start, w_hh, **extra)
                 steps = scale.steps
                 dxp = to_plain(g.dx_proj, steps)
                 dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
@@ -199,7 +201,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 else:
                     scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
                 log10_explicit = stable_norm(plain_explicit).log10()
-                g = arch.backward_sweep(tape, scale, start, w_hh)
+                g = arch.backward_sweep(tape, scale, start, w_hh, **extra)
                 dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
                 log10_dh = stable_norm(dh).log10()
                 log10_dc = None if dc is None else stable_norm(dc).log10()
@@ -212,6 +214,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                       "weight_hh" + suffix: dyp2.T @ tape.h[:-1].flatten(0, 1)}
             if b_ih is not None:
                 params["bias_ih" + suffix], params["bias_hh" + suffix] = dxp2.sum(0), dyp2.sum(0)
+            if extra:  # eq. (PARAM-grads) for the projection: ∂L/∂W_hr = Σ_t δh_tᵀ m_t
+                params["weight_hr" + suffix] = dh.flatten(0, 1).T @ arch.projection_input(tape).flatten(0, 1)
             sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
                                            None if log10_dc is None else flip(log10_dc), flip(plain_explicit),
                                            flip(log10_explicit), params, grad_initial)
@@ -282,7 +286,7 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
     with torch.no_grad(), torch.autocast(device, enabled=False):  # the sweeps run in the model's own dtype
         x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
-        g_tm = check_grad_output(layout, grad_output, (T, B, model.num_directions * model.hidden_size))
+        g_tm = check_grad_output(layout, grad_output, (T, B, model.num_directions * model.output_size))
         init = model.initial_state(state, layout, B, x_tm)
         if grad_state is None:
             end_parts = tuple(torch.zeros_like(s) for s in init)

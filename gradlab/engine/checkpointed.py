@@ -48,6 +48,9 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
         raise ValueError("checkpointed_norms sweeps forward in time in segments; a bidirectional model's reverse "
                          "direction needs the whole sequence (use gradlab.bptt or gradlab.record)")
     check_dropout(model, None, "checkpointed_norms", takes_masks=False)
+    if model.proj_size:
+        raise ValueError("checkpointed_norms does not support a projected LSTM (proj_size); use gradlab.bptt or "
+                         "gradlab.record")
     S = segment or segment_length(T)
     starts = list(range(0, T, S))
     L, H = model.num_layers, model.hidden_size

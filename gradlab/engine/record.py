@@ -53,14 +53,15 @@ class Recorder:
         self.layout = layout = model.layout_of(x)
         self.x_tm = x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
-        L, D, H = model.num_layers, model.num_directions, model.hidden_size
+        L, D, H = model.num_layers, model.num_directions, model.output_size  # H: the width of h
         self.shape = (L, D, T, B, H)
-        self.full = T * B * H * L * D <= FULL_TENSOR_LIMIT if full is None else full
+        self.sizes = model.state_sizes  # each state's width (a projected LSTM's c is wider than h)
+        self.full = T * B * model.hidden_size * L * D <= FULL_TENSOR_LIMIT if full is None else full
         norm_kw = {"dtype": torch.float64, "device": x_tm.device}
         names = model.state_names
         self.norms = {n: torch.zeros(L, D, T, B, **norm_kw) for n in names}
         self.explicit_norms = torch.zeros(L, D, T, B, **norm_kw)
-        self.grads = {n: x_tm.new_zeros(L, D, T, B, H) for n in names} if self.full else None
+        self.grads = {n: x_tm.new_zeros(L, D, T, B, self.sizes[n]) for n in names} if self.full else None
         self.explicit_grads = x_tm.new_zeros(L, D, T, B, H) if self.full else None
         self.top_explicit = x_tm.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
         self.batch = torch.arange(B, device=x_tm.device)
@@ -75,7 +76,7 @@ class Recorder:
     # -- the hooks ----------------------------------------------------------------------------
 
     def _keep_step(self, name: str, k: int, d: int, t, g: torch.Tensor) -> None:
-        B, H = self.shape[3:]
+        B, H = self.shape[3], self.sizes[name]
         where = (t,) if isinstance(t, int) else (t, self.batch)  # t: a position, or each sample's ([B])
         if self.full:  # norms follow from the kept tensors in one call at the end
             self.grads[name][(k, d) + where] = g.reshape(B, H)
@@ -157,8 +158,8 @@ class Recorder:
         names = model.state_names
         norms, explicit_norms = self.norms, self.explicit_norms
         if self.grad_final is not None:  # the explicit part at each direction's last step includes ∂L/∂h_n
-            self.grad_final = [torch.zeros(L * D, B, H, dtype=self.x_tm.dtype, device=self.x_tm.device)
-                               if g is None else g for g in self.grad_final]
+            self.grad_final = [torch.zeros(L * D, B, self.sizes[n], dtype=self.x_tm.dtype, device=self.x_tm.device)
+                               if g is None else g for g, n in zip(self.grad_final, names)]
             with_final = self.at_last + self.grad_final[0].view(L, D, B, H)
             for k in range(L):
                 for d in range(D):
@@ -187,7 +188,7 @@ class Recorder:
         to_numpy = lambda t: t.cpu().numpy()  # noqa: E731
         zeros_like_state = lambda z: layout.state_out(torch.zeros_like(z)).detach()  # noqa: E731
         return Trace(
-            kind=model.kind, hidden_size=H,
+            kind=model.kind, hidden_size=model.hidden_size,
             norms={n: to_numpy(v) for n, v in norms.items()},
             explicit_norms=to_numpy(explicit_norms),
             log10_norms=log10_norms, explicit_log10_norms=explicit_log10,

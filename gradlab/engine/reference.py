@@ -61,14 +61,14 @@ def autograd_reference(model: RecurrentModel, x: torch.Tensor, grad_output: torc
     grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
     by_key = dict(zip(keys, grads[len(params) + 1 + len(names):]))
     T = layout.time_major(output).shape[0]
-    per_state = {n: x_data.new_zeros(L, D, T, B, H) for n in names}
+    per_state = {n: x_data.new_zeros(L, D, T, B, model.state_sizes[n]) for n in names}
     batch = torch.arange(B)
     for (n, k, d, step), g in by_key.items():  # each step's gradient at its samples' input positions
         t = positions[(n, k, d, step)]
         if isinstance(t, int):
-            per_state[n][k, d, t] = g.reshape(B, H)
+            per_state[n][k, d, t] = g.reshape(B, -1)
         else:  # the reverse direction of a packed batch: each sample at its own position
-            per_state[n][k, d, t, batch] = g.reshape(B, H)
+            per_state[n][k, d, t, batch] = g.reshape(B, -1)
     norms = {n: stable_norm(g).cpu().numpy() for n, g in per_state.items()}
     return Trace(
         kind=model.kind, hidden_size=H, norms=norms, explicit_norms=np.zeros((L, D, T, B)), grads=per_state,

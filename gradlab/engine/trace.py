@@ -56,8 +56,9 @@ class Trace:
                           only with the explicit gradient at each sample's last step (its own last
                           position forward, position 0 reverse) and ∂L/∂h_n: the decay with distance
                           from that step, when the loss reads every step (``gradlab.watch``; or None)
-    grads[name]:          [L, D, T, B, H] the total gradients themselves, when kept
-    explicit_grads:       [L, D, T, B, H] the explicit gradients, when kept
+    grads[name]:          [L, D, T, B, H] the total gradients themselves, when kept (for h of a
+                          projected LSTM the last dimension is its proj_size P)
+    explicit_grads:       [L, D, T, B, H] the explicit gradients (of h: P wide when projected), when kept
     loss:                 the loss's value, when the engine saw it
     param_grads:          parameter name → ∂L/∂parameter (bptt)
     input_grad:           ∂L/∂x, shaped like x (bptt)

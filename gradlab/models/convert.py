@@ -36,6 +36,8 @@ def _built_empty(cls: type[nn.Module], like: nn.Module, *args, **kwargs) -> nn.M
 
 def _torch_kwargs(model: RecurrentModel, what: str) -> dict:
     kwargs = dict(model.architecture.options())
+    if model.proj_size:
+        kwargs["proj_size"] = model.proj_size
     if kwargs.get("nonlinearity") == "linear":
         raise ValueError(f"{what}: torch has no linear nonlinearity (only 'tanh' and 'relu')")
     return kwargs
@@ -47,8 +49,7 @@ def from_torch(module: nn.Module) -> RecurrentModel:
     A cell (``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell``) becomes a one-layer model whose step is
     the cell. Any number of layers, bias on or off, batch_first either way, any dtype and device; the
     parameters are copied (the two models do not share storage; no random numbers are drawn). Bidirectional modules are copied
-    with both directions, ``dropout`` between layers as it is; LSTMs with ``proj_size > 0`` have no
-    gradlab equivalent yet and raise ``ValueError``.
+    with both directions, ``dropout`` between layers and an LSTM's ``proj_size`` as they are.
     """
     for cls in MODEL_CLASSES.values():
         if isinstance(module, cls.torch_cell):
@@ -59,9 +60,9 @@ def from_torch(module: nn.Module) -> RecurrentModel:
     else:
         raise TypeError("from_torch takes torch.nn.RNN, nn.LSTM, nn.GRU or their cells (nn.RNNCell, "
                         f"nn.LSTMCell, nn.GRUCell), got {type(module).__name__}")
-    if getattr(module, "proj_size", 0):
-        raise ValueError("from_torch: LSTMs with proj_size > 0 are not supported")
     options = {"nonlinearity": module.nonlinearity} if cls is SRN else {}
+    if getattr(module, "proj_size", 0):
+        options["proj_size"] = module.proj_size
     model = _built_empty(cls, module, module.input_size, module.hidden_size, num_layers=module.num_layers,
                          bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
                          bidirectional=module.bidirectional, **options)
@@ -101,6 +102,8 @@ def to_torch_cell(model: RecurrentModel) -> nn.Module:
     if model.num_layers != 1 or model.bidirectional:
         raise ValueError(f"to_torch_cell: a cell is one layer in one direction; this model has {model.num_layers} "
                          f"layer(s) in {model.num_directions} direction(s)")
+    if model.proj_size:
+        raise ValueError("to_torch_cell: torch's nn.LSTMCell has no projection (proj_size)")
     cell = _built_empty(type(model).torch_cell, model, model.input_size, model.hidden_size, bias=model.bias,
                         **_torch_kwargs(model, "to_torch_cell"))
     _copy_parameters(cell, model, lambda name: name[: -len("_l0")])

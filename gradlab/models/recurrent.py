@@ -15,7 +15,8 @@ Hook points, one per layer ``k`` and direction ``d`` at index ``k·D + d`` (D = 
 else 1, torch's order of h_n), each receiving the input position ``t`` of the step (the reverse
 direction visits t = T−1 … 0); :meth:`RecurrentModel.hook_point` finds them by name:
 
-- ``hook_h[kD+d]``: h_t  [B, H], the tensor that feeds the direction's next step and the output;
+- ``hook_h[kD+d]``: h_t  [B, H] ([B, proj_size] for a projected LSTM), the tensor that feeds the
+  direction's next step and the output;
 - ``hook_c[kD+d]`` (LSTM): c_t  [B, H], after c_t is formed and before h_t = o ⊙ tanh(c_t);
 - ``hook_out[kD+d]``: the direction's output sequence  [T, B, H] (time-major, input order), ``t=None``;
 - ``hook_dropout[k]`` (k < L−1, training mode with dropout > 0): the mask multiplying layer k's
@@ -68,12 +69,16 @@ class RecurrentModel(nn.Module):
 
     def __init__(self, architecture: Architecture, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None) -> None:
+                 proj_size: int = 0, device=None, dtype=None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or not 0 <= proj_size < hidden_size:
+            raise ValueError(f"proj_size must be an integer in [0, hidden_size) = [0, {hidden_size}), got {proj_size!r}")
+        if proj_size and "c" not in architecture.state_names:
+            raise ValueError(f"proj_size applies to the LSTM, not the {architecture.label}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
         if dropout and num_layers == 1:
@@ -83,6 +88,7 @@ class RecurrentModel(nn.Module):
         self.dropout = float(dropout)
         self.input_size = input_size
         self.hidden_size = hidden_size
+        self.proj_size = proj_size
         self.num_layers = num_layers
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
@@ -90,14 +96,18 @@ class RecurrentModel(nn.Module):
         factory = {"device": device, "dtype": dtype}
         rows = architecture.gate_count * hidden_size
         for k in range(num_layers):
-            width = input_size if k == 0 else self.num_directions * hidden_size
+            width = input_size if k == 0 else self.num_directions * self.output_size
             for d in range(self.num_directions):
                 suffix = f"_l{k}" + ("_reverse" if d else "")
                 self.register_parameter("weight_ih" + suffix, nn.Parameter(torch.empty(rows, width, **factory)))
-                self.register_parameter("weight_hh" + suffix, nn.Parameter(torch.empty(rows, hidden_size, **factory)))
+                self.register_parameter("weight_hh" + suffix,
+                                        nn.Parameter(torch.empty(rows, self.output_size, **factory)))
                 if self.bias:
                     self.register_parameter("bias_ih" + suffix, nn.Parameter(torch.empty(rows, **factory)))
                     self.register_parameter("bias_hh" + suffix, nn.Parameter(torch.empty(rows, **factory)))
+                if proj_size:  # eq. (LSTM-proj): h_t = W_hr (o ⊙ tanh c_t)
+                    self.register_parameter("weight_hr" + suffix,
+                                            nn.Parameter(torch.empty(proj_size, hidden_size, **factory)))
         points = lambda: nn.ModuleList(HookPoint() for _ in range(num_layers * self.num_directions))  # noqa: E731
         self.hook_h = points()
         self.hook_c = points() if "c" in architecture.state_names else None
@@ -113,6 +123,23 @@ class RecurrentModel(nn.Module):
     @property
     def state_names(self) -> tuple[str, ...]:
         return self.architecture.state_names
+
+    @property
+    def output_size(self) -> int:
+        """The width of h_t and of each direction's output: proj_size if the LSTM projects, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def state_sizes(self) -> dict[str, int]:
+        """The width of each state: h is output_size wide, the LSTM's c hidden_size."""
+        return {name: self.output_size if name == "h" else self.hidden_size for name in self.state_names}
+
+    def extra_weights(self, k: int, direction: int = 0) -> dict[str, torch.Tensor]:
+        """Further per-layer weights the architecture's methods take as keyword arguments: the
+        projected LSTM's {"weight_hr": [P, H]}, else none."""
+        if not self.proj_size:
+            return {}
+        return {"weight_hr": getattr(self, f"weight_hr_l{k}" + ("_reverse" if direction else ""))}
 
     @property
     def num_directions(self) -> int:
@@ -158,6 +185,8 @@ class RecurrentModel(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
     # -- the boundary ------------------------------------------------------------------------------
@@ -174,21 +203,21 @@ class RecurrentModel(nn.Module):
     def initial_state(self, state: Optional[State], layout: SequenceLayout, batch: int,
                       like: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The initial state as one [L·D, B, H] tensor per state name (row k·D + d for layer k,
-        direction d): zeros when ``state`` is None, else ``state`` (as the model takes it) checked
-        and brought into that form."""
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        direction d; H is the state's width, ``state_sizes``): zeros when ``state`` is None, else
+        ``state`` (as the model takes it) checked and brought into that form."""
+        shapes = {name: (self.num_layers * self.num_directions, batch, size) for name, size in self.state_sizes.items()}
         if state is None:
-            zeros = like.new_zeros(shape)
-            return tuple(zeros for _ in self.state_names)
+            return tuple(like.new_zeros(shapes[name]) for name in self.state_names)
         parts = state_parts(state)
         if len(parts) != len(self.state_names):
             raise ValueError(f"{type(self).__name__}: state must be "
                              f"{'(h_0, c_0)' if len(self.state_names) == 2 else 'h_0'}")
         parts = tuple(layout.state_in(p) for p in parts)
         for name, p in zip(self.state_names, parts):
-            if tuple(p.shape) != shape:
+            if tuple(p.shape) != shapes[name]:
                 raise ValueError(f"{type(self).__name__}: {name}_0 must have shape "
-                                 f"{list(layout.state_out(torch.empty(shape)).shape)}, got {list(layout.state_out(p).shape)}")
+                                 f"{list(layout.state_out(torch.empty(shapes[name])).shape)}, "
+                                 f"got {list(layout.state_out(p).shape)}")
         return parts
 
     # -- the time loop -----------------------------------------------------------------------------
@@ -231,6 +260,7 @@ class RecurrentModel(nn.Module):
         the final state is each sample's state after its own last step.
         """
         weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k, d)
+        extra = self.extra_weights(k, d)
         x_proj = F.linear(seq, weight_ih, bias_ih)  # [T, B, G*H], one product for all steps
         T = x_proj.shape[0]
         order = within_length_reversal(lengths, T) if d and lengths is not None else None
@@ -244,7 +274,7 @@ class RecurrentModel(nn.Module):
         outputs, states = [], []
         for row, t in zip(rows, visits):
             hook = lambda name, tensor: self.hook_point(name, k, d)(tensor, t)  # noqa: E731
-            state = self.architecture.step(row, state, weight_hh, bias_hh, hook)
+            state = self.architecture.step(row, state, weight_hh, bias_hh, hook, **extra)
             outputs.append(state[0])
             states.append(state)
         out = torch.stack(outputs)
@@ -270,7 +300,7 @@ class RecurrentModel(nn.Module):
         for k in range(self.num_layers):
             weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(k)
             out = self.architecture.step(F.linear(inp, weight_ih, bias_ih), tuple(s[k] for s in state),
-                                         weight_hh, bias_hh)
+                                         weight_hh, bias_hh, **self.extra_weights(k))
             new.append(out)
             inp = out[0]
         return tuple(torch.stack([s[i] for s in new]) for i in range(len(self.state_names)))
@@ -285,7 +315,7 @@ class SRN(RecurrentModel):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None) -> None:
         super().__init__(SRNArchitecture(nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, device, dtype)
+                         dropout, bidirectional, 0, device, dtype)
 
     @property
     def nonlinearity(self) -> str:
@@ -293,16 +323,17 @@ class SRN(RecurrentModel):
 
 
 class LSTM(RecurrentModel):
-    """Long short-term memory, eqs. (LSTM-gates), (LSTM-cell), (LSTM-hidden); gates i, f, g, o."""
+    """Long short-term memory, eqs. (LSTM-gates), (LSTM-cell), (LSTM-hidden); gates i, f, g, o.
+    ``proj_size`` P > 0 projects h_t = W_hr (o ⊙ tanh c_t) to P units, as torch's (eq. LSTM-proj)."""
 
     torch_module, torch_cell = nn.LSTM, nn.LSTMCell
     hook_c: nn.ModuleList
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
-                 dtype=None) -> None:
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device=None, dtype=None) -> None:
         super().__init__(LSTMArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device, dtype)
+                         bidirectional, proj_size, device, dtype)
 
 
 class GRU(RecurrentModel):
@@ -314,7 +345,7 @@ class GRU(RecurrentModel):
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None) -> None:
         super().__init__(GRUArchitecture(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, device, dtype)
+                         bidirectional, 0, device, dtype)
 
 
 MODEL_CLASSES: dict[str, type[RecurrentModel]] = {"srn": SRN, "lstm": LSTM, "gru": GRU}

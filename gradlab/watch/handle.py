@@ -108,9 +108,6 @@ class Watch:
     def _copy_of(name: str, module: nn.Module) -> RecurrentModel:
         if isinstance(module, RecurrentModel):
             return module
-        if getattr(module, "proj_size", 0):
-            raise ValueError(f"watch: {name} is an LSTM with proj_size={module.proj_size}, which gradlab cannot "
-                             "record yet")
         return sharing_parameters(module)
 
     # -- steps ----------------------------------------------------------------------------------

@@ -112,7 +112,6 @@ def test_converting_preserves_dtype_and_training_mode():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (nn.LSTM(3, 4, proj_size=2), "proj_size"),
     (nn.Linear(3, 4), "takes torch.nn.RNN"),
 ])
 def test_from_torch_rejects_what_it_cannot_express(bad, match):
@@ -246,3 +245,31 @@ def test_what_has_no_meaning_for_a_bidirectional_model_is_refused_with_the_reaso
         gradlab.checkpointed_norms(model, lambda a, b: x[a:b], lambda a, b, o: torch.zeros_like(o), 6, 2)
     with pytest.raises(ValueError, match="one direction"):
         gradlab.to_nndl(gradlab.SRN(3, 4, bidirectional=True))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_a_projected_lstm_computes_torchs_function_and_round_trips(bidirectional, packed):
+    module = nn.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=bidirectional, dtype=torch.float64)
+    model = gradlab.from_torch(module)
+    assert model.proj_size == 2 and model.output_size == 2 and model.state_sizes == {"h": 2, "c": 5}
+    assert model.weight_hr_l1.shape == (2, 5) and "proj_size=2" in repr(model)
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    if packed:
+        x = nn.utils.rnn.pack_padded_sequence(x, torch.tensor([6, 3, 5, 1]), enforce_sorted=False)
+    (out, (h, c)), (want, (want_h, want_c)) = model(x), module(x)
+    data = lambda o: o.data if hasattr(o, "batch_sizes") else o  # noqa: E731
+    torch.testing.assert_close(data(out), data(want), atol=1e-14, rtol=0)
+    torch.testing.assert_close(h, want_h, atol=1e-14, rtol=0)
+    torch.testing.assert_close(c, want_c, atol=1e-14, rtol=0)
+    back = gradlab.to_torch(model)
+    assert back.proj_size == 2 and all(torch.equal(a, b) for a, b in zip(back.parameters(), module.parameters()))
+
+
+def test_a_projection_is_the_lstms_and_smaller_than_its_hidden_size():
+    with pytest.raises(ValueError, match="proj_size applies to the LSTM"):
+        gradlab.RecurrentModel(gradlab.GRU(3, 4).architecture, 3, 4, proj_size=2)
+    with pytest.raises(ValueError, match=r"proj_size must be an integer in \[0, hidden_size\)"):
+        gradlab.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="LSTMCell has no projection"):
+        gradlab.to_torch_cell(gradlab.LSTM(3, 4, proj_size=2))

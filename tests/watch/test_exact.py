@@ -17,7 +17,8 @@ DT = torch.float64
 T, B, I, H = 5, 3, 2, 3
 LENGTHS = [5, 2, 4]
 KINDS = {"rnn-tanh": lambda **kw: nn.RNN(nonlinearity="tanh", **kw), "rnn-relu": lambda **kw: nn.RNN(nonlinearity="relu", **kw),
-         "lstm": lambda **kw: nn.LSTM(**kw), "gru": lambda **kw: nn.GRU(**kw)}
+         "lstm": lambda **kw: nn.LSTM(**kw), "lstm-proj": lambda **kw: nn.LSTM(proj_size=2, **kw),
+         "gru": lambda **kw: nn.GRU(**kw)}
 CASES = list(itertools.product(KINDS, [1, 2], [False, True], [False, True], [False, True]))
 
 
@@ -33,10 +34,13 @@ def test_every_recorded_state_gradient_equals_autograd_on_the_documented_equatio
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(T, B, I, generator=gen, dtype=DT)
     lengths = LENGTHS if packed else [T] * B
-    names = ("h", "c") if kind == "lstm" else ("h",)
-    initial = tuple(torch.randn(layers * D, B, H, generator=gen, dtype=DT) for _ in names)
-    w_out = torch.randn(T, B, D * H, generator=gen, dtype=DT)
-    w_final = [torch.randn(layers * D, B, H, generator=gen, dtype=DT) for _ in names]
+    lstm = isinstance(module, nn.LSTM)
+    names = ("h", "c") if lstm else ("h",)
+    P = module.proj_size if lstm and module.proj_size else H  # the width of h
+    widths = {"h": P, "c": H}
+    initial = tuple(torch.randn(layers * D, B, widths[n], generator=gen, dtype=DT) for n in names)
+    w_out = torch.randn(T, B, D * P, generator=gen, dtype=DT)
+    w_final = [torch.randn(layers * D, B, widths[n], generator=gen, dtype=DT) for n in names]
     valid = (torch.arange(T).unsqueeze(1) < torch.tensor(lengths)).unsqueeze(-1)
 
     def loss_of(out_tm, finals):
@@ -48,12 +52,12 @@ def test_every_recorded_state_gradient_equals_autograd_on_the_documented_equatio
     with gradlab.watch(module, full=True) as w:
         if packed:
             out, final = module(pack_padded_sequence(as_module_takes(x), torch.tensor(lengths), batch_first=batch_first,
-                                                     enforce_sorted=False), initial if kind == "lstm" else initial[0])
+                                                     enforce_sorted=False), initial if lstm else initial[0])
             out_tm = pad_packed_sequence(out, total_length=T)[0]
         else:
-            out, final = module(as_module_takes(x), initial if kind == "lstm" else initial[0])
+            out, final = module(as_module_takes(x), initial if lstm else initial[0])
             out_tm = as_module_takes(out)
-        loss_of(out_tm, final if kind == "lstm" else (final,)).backward()
+        loss_of(out_tm, final if lstm else (final,)).backward()
     trace = w.traces[0][""]
 
     ref_out, ref_finals, states = unrolled(module, x, lengths, initial)

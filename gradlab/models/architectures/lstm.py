@@ -1,5 +1,10 @@
 """Long short-term memory: eqs. (LSTM-gates), (LSTM-cell), (LSTM-hidden), the backward recurrences
-(LSTM-back-*) and the one-step Jacobian (JAC-LSTM), docs/derivations.md. Gate order i, f, g, o."""
+(LSTM-back-*) and the one-step Jacobian (JAC-LSTM), docs/derivations.md. Gate order i, f, g, o.
+
+With a projection (torch's ``proj_size`` P > 0, eq. LSTM-proj) the hidden state is
+h_t = m_t W_hrᵀ with m_t = o ⊙ tanh(c_t) and ``weight_hr`` [P, H]: h is [B, P], c stays [B, H], and
+W_hh is [4H, P]. Every method takes ``weight_hr=None`` (no projection: h_t = m_t).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ def lstm_gates(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, b
     """Eq. (LSTM-gates): z = x_proj + h_{t−1} W_hhᵀ + b_hh split as (i, f, g, o);
     i, f, o = σ(·), g = tanh(·).
 
-    x_proj: [B, 4H]; h: [B, H]; weight_hh: [4H, H]; out: optional [B, 4H] receiving the gates
+    x_proj: [B, 4H]; h: [B, P]; weight_hh: [4H, P] (P = H without a projection); out: optional [B, 4H] receiving the gates
     (in place; the caller has then added b_hh to x_proj). Returns (i, f, g, o), each [B, H].
     """
     if out is None:
@@ -26,7 +31,8 @@ def lstm_gates(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, b
         return torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
     torch.addmm(x_proj, h, weight_hh.T, out=out)
     i, f, g, o = out.chunk(4, dim=-1)
-    torch.sigmoid(out[:, : 2 * h.shape[-1]], out=out[:, : 2 * h.shape[-1]])
+    H = out.shape[-1] // 4
+    torch.sigmoid(out[:, : 2 * H], out=out[:, : 2 * H])
     g.tanh_()
     o.sigmoid_()
     return i, f, g, o
@@ -81,23 +87,33 @@ class LSTMArchitecture(Architecture):
     state_names = ("h", "c")
     forget_gate = 1
 
-    def step(self, x_proj, state, weight_hh, bias_hh, hook: StateHook = no_hook):
+    def step(self, x_proj, state, weight_hh, bias_hh, hook: StateHook = no_hook, weight_hr=None):
         h, c = state
         i, f, g, o = lstm_gates(x_proj, h, weight_hh, bias_hh)
         c = hook("c", lstm_cell(i, f, g, c))  # c_t before h_t = o ⊙ tanh(c_t) reads it
-        return hook("h", lstm_hidden(c, o)), c
+        m = lstm_hidden(c, o)
+        return hook("h", m if weight_hr is None else F.linear(m, weight_hr)), c  # eq. (LSTM-proj)
 
-    def forward_sweep(self, x_proj, state, weight_hh, bias_hh) -> LSTMTape:
-        """All steps, keeping h_t, c_t and the gates. x_proj: [T, B, 4H]; state: (h_0, c_0), each [B, H]."""
+    def forward_sweep(self, x_proj, state, weight_hh, bias_hh, weight_hr=None) -> LSTMTape:
+        """All steps, keeping h_t, c_t and the gates. x_proj: [T, B, 4H]; state: (h_0 [B, P], c_0 [B, H])."""
         T = x_proj.shape[0]
         h, c = stack_states(state[0], T), stack_states(state[1], T)
         gates = torch.empty_like(x_proj)
+        m = None if weight_hr is None else c.new_empty(c.shape[1:])
         x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
         for t in range(T):
             i, f, g, o = lstm_gates(x_proj[t], h[t], weight_hh, None, out=gates[t])
             lstm_cell(i, f, g, c[t], out=c[t + 1])
-            lstm_hidden(c[t + 1], o, out=h[t + 1])
+            if weight_hr is None:
+                lstm_hidden(c[t + 1], o, out=h[t + 1])
+            else:  # eq. (LSTM-proj)
+                torch.mm(lstm_hidden(c[t + 1], o, out=m), weight_hr.T, out=h[t + 1])
         return LSTMTape(h, c, gates)
+
+    def projection_input(self, tape: LSTMTape) -> torch.Tensor:
+        """m_t = o_t ⊙ tanh(c_t) [T, B, H], what a projection W_hr maps to h_t (for ∂L/∂W_hr = Σ_t δh_tᵀ m_t)."""
+        T, B, H4 = tape.gates.shape
+        return lstm_hidden(tape.c[1:], tape.gates.view(T, B, 4, H4 // 4)[:, :, 3])
 
     def local_derivatives(self, tape: LSTMTape) -> LSTMDerivatives:
         T, B, H4 = tape.gates.shape
@@ -106,26 +122,31 @@ class LSTMArchitecture(Architecture):
         ifg = torch.stack((g * i * (1 - i), tape.c[:-1] * f * (1 - f), i * (1 - g * g)), dim=2)
         return LSTMDerivatives(ifg=ifg, o=tanh_c * o * (1 - o), c=o * (1 - tanh_c * tanh_c), f=f)
 
-    def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
+    def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh, weight_hr=None) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n, ∂L/∂c_n):
 
         (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
-        (LSTM-back-c)  δc_t = δh_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1}
-        (LSTM-back-z)  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o]
+        (LSTM-back-m)  δm_t = δh_t W_hr  (δm_t = δh_t without a projection)
+        (LSTM-back-c)  δc_t = δm_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1}
+        (LSTM-back-z)  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δm_t ⊙ ∂m/∂z^o]
         The local derivatives are formed for all steps before the loop; the loop writes into
-        preallocated buffers.
+        preallocated buffers. δh is [T, B, P], δc and δz's blocks [T, B, H].
         """
         explicit = scale.explicit
-        T, B, H = explicit.shape
+        T, B = explicit.shape[:2]
+        H = tape.c.shape[-1]
         d = self.local_derivatives(tape)
-        dh, dc = torch.empty_like(explicit), torch.empty_like(explicit)
+        dh, dc = torch.empty_like(explicit), explicit.new_empty(T, B, H)
         dz = explicit.new_empty(T, B, 4, H)
         carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
+        dm = dh if weight_hr is None else explicit.new_empty(T, B, H)
         for t in range(T - 1, -1, -1):
             scale.enter(t, carry_h, (carry_c,), out=dh[t])
-            torch.addcmul(carry_c, dh[t], d.c[t], out=dc[t])
+            if weight_hr is not None:
+                torch.mm(dh[t], weight_hr, out=dm[t])
+            torch.addcmul(carry_c, dm[t], d.c[t], out=dc[t])
             torch.mul(dc[t].unsqueeze(1), d.ifg[t], out=dz[t, :, :3])
-            torch.mul(dh[t], d.o[t], out=dz[t, :, 3])
+            torch.mul(dm[t], d.o[t], out=dz[t, :, 3])
             torch.mm(dz[t].view(B, 4 * H), weight_hh, out=carry_h)
             torch.mul(dc[t], d.f[t], out=carry_c)
             scale.renormalize(carry_h, carry_c)
@@ -146,5 +167,5 @@ class LSTMArchitecture(Architecture):
             yield torch.cat((top, bottom), dim=-2)
 
     def forget_gates(self, tape: LSTMTape) -> torch.Tensor:
-        H = tape.h.shape[-1]
+        H = tape.c.shape[-1]
         return tape.gates[..., self.forget_gate * H:(self.forget_gate + 1) * H]
