@@ -16,6 +16,7 @@ the plain value is 0.0 or inf.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -25,12 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from gradlab.engine.fused import fused_function, fused_layer
 from gradlab.engine.logscale import LOG_ZERO, LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
-from gradlab.engine.numerics import stable_norm
+from gradlab.engine.numerics import denormals_flushed, stable_norm
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import Tape
 from gradlab.models.convert import from_torch
-from gradlab.models.layout import SequenceLayout, along_time, within_length_reversal
+from gradlab.models.layout import Packing, SequenceLayout, along_time, within_length_reversal
 from gradlab.models.recurrent import RecurrentModel, State
 
 GradState = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -57,27 +59,60 @@ def sweep_order(direction: int, lengths: Optional[torch.Tensor], T: int):
 
 
 def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
-                  lengths: Optional[torch.Tensor] = None, dropout_masks: Optional[list] = None):
-    """Each layer's and direction's forward sweep (no autograd). x_tm: [T, B, I] (padded past
-    ``lengths`` [B], if given); init: one [L·D, B, H] per state name; dropout_masks: the multiplier
-    [T, B, D·H] on each layer's output but the last, or None. Returns (inputs, tapes): every
-    layer's input sequence [T, B, in], bottom first, and the tapes at index k·D + d, each in the
-    order its direction swept (the reverse direction's from each sample's last position)."""
+                  lengths: Optional[torch.Tensor] = None, dropout_masks: Optional[list] = None,
+                  packing: Optional[Packing] = None, fused: bool = True):
+    """Each layer's and direction's forward (no autograd): torch's fused kernel for the layer
+    (``gradlab/engine/fused.py``) and the architecture's ``tape_from_states``, or with ``fused=False``
+    (and for the linear SRN, which torch lacks) the architecture's own eager ``forward_sweep``.
+
+    x_tm: [T, B, I] (padded past ``lengths`` [B], if given; ``packing`` its PackedSequence structure);
+    init: one [L·D, B, H] per state name; dropout_masks: the multiplier [T, B, D·H] on each layer's
+    output but the last, or None. Returns (inputs, tapes): every layer's input sequence [T, B, in],
+    bottom first, and the tapes at index k·D + d, each in the order its direction swept (the reverse
+    direction's from each sample's last position)."""
     arch, D, T = model.architecture, model.num_directions, x_tm.shape[0]
+    P = model.output_size
+    if packing is not None:
+        lengths = packing.lengths
+    use_fused = fused and fused_function(model) is not None
     inputs, tapes, seq = [], [], x_tm
     with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False):  # in the model's own dtype
         for k in range(model.num_layers):
             inputs.append(seq)
+            layer_init = [tuple(s[k * D + d] for s in init) for d in range(D)]
+            out = fused_layer(model, k, seq, tuple(s[k * D:(k + 1) * D] for s in init), packing) if use_fused else None
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
-                x_proj = sweep_order(d, lengths, T)(F.linear(seq, w_ih, b_ih))
-                tapes.append(arch.forward_sweep(x_proj, tuple(s[k * D + d] for s in init), w_hh, b_hh,
-                                                **model.extra_weights(k, d)))
-            outputs = [sweep_order(d, lengths, T)(tapes[k * D + d].h[1:]) for d in range(D)]
-            seq = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
+                extra = model.extra_weights(k, d)
+                flip = sweep_order(d, lengths, T)
+                x_proj = flip(F.linear(seq, w_ih, b_ih))
+                if out is None:
+                    tapes.append(arch.forward_sweep(x_proj, layer_init[d], w_hh, b_hh, **extra))
+                else:
+                    h = torch.cat((layer_init[d][0].unsqueeze(0), flip(out[..., d * P:(d + 1) * P])))
+                    tapes.append(arch.tape_from_states(x_proj, h, layer_init[d], w_hh, b_hh, **extra))
+            if out is None:
+                outputs = [sweep_order(d, lengths, T)(tapes[k * D + d].h[1:]) for d in range(D)]
+                out = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
+            seq = out
             if dropout_masks is not None and k < model.num_layers - 1:
                 seq = seq * dropout_masks[k]
     return inputs, tapes
+
+
+def outputs_of(model: RecurrentModel, tapes: list, lengths: Optional[torch.Tensor] = None):
+    """What the model returns, from its tapes: (the top layer's output [T, B, D·H], time-major in
+    input order; the final state, one [L·D, B, ·] per state name, each sample's after its own last
+    step with ``lengths``)."""
+    L, D = model.num_layers, model.num_directions
+    T, B = tapes[0].h.shape[0] - 1, tapes[0].h.shape[1]
+    top = [sweep_order(d, lengths, T)(tapes[(L - 1) * D + d].h[1:]) for d in range(D)]
+    batch = torch.arange(B, device=tapes[0].h.device)
+    last = (lengths - 1).clamp_min(0).to(batch.device) if lengths is not None else torch.full_like(batch, T - 1)
+    states = [[tape.h[1:][last, batch], *([tape.c[1:][last, batch]] if hasattr(tape, "c") else [])]
+              for tape in tapes]
+    finals = tuple(torch.stack([st[i] for st in states]) for i in range(len(model.state_names)))
+    return (torch.cat(top, dim=-1) if D > 1 else top[0]), finals
 
 
 def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None,
@@ -92,7 +127,7 @@ def tapes(model: nn.Module, x: torch.Tensor, state: Optional[State] = None,
     masks = check_dropout(model, dropout_masks, "tapes")
     x_tm = layout.time_major(x)
     return forward_tapes(model, x_tm, model.initial_state(state, layout, x_tm.shape[1], x_tm), layout.lengths,
-                         masks)[1]
+                         masks, layout.packing)[1]
 
 
 def split_log_state(parts: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -143,7 +178,7 @@ class LayerSweep:
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
                     log_domain: bool, finals_from_loss: bool = True, lengths: Optional[torch.Tensor] = None,
-                    dropout_masks: Optional[list] = None):
+                    dropout_masks: Optional[list] = None, with_params: bool = True):
     """The layers' backward sweeps, top down, each direction on its own.
 
     explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
@@ -151,7 +186,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     of [B, H], or ((ĥ[, ĉ]), log [B]). finals_from_loss: they are ∂L/∂h_n (then part of the reported
     explicit gradient at the direction's last step, each sample's own with ``lengths``), not a carry
     from a later segment. dropout_masks: as in :func:`forward_tapes`; the gradient reaching layer
-    k's output from above is multiplied by the same mask.
+    k's output from above is multiplied by the same mask. with_params: also the parameter gradients
+    (``LayerSweep.params`` is empty without).
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
@@ -182,8 +218,9 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
                 g = arch.backward_sweep(tape, scale, start, w_hh, **extra)
                 steps = scale.steps
-                dxp = to_plain(g.dx_proj, steps)
-                dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
+                if with_params:
+                    dxp = to_plain(g.dx_proj, steps)
+                    dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
                 dh, dc = to_plain(g.dh, steps), None if g.dc is None else to_plain(g.dc, steps)
                 log10_dh = log10_norm(g.dh, steps)
                 log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
@@ -208,14 +245,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 grad_initial = g.grad_initial
                 down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
                 below = down if below is None else below + down
-            dxp2, dyp2 = dxp.flatten(0, 1), dyp.flatten(0, 1)
-            suffix = f"_l{k}" + ("_reverse" if d else "")
-            params = {"weight_ih" + suffix: dxp2.T @ flip(inputs[k]).flatten(0, 1),
-                      "weight_hh" + suffix: dyp2.T @ tape.h[:-1].flatten(0, 1)}
-            if b_ih is not None:
-                params["bias_ih" + suffix], params["bias_hh" + suffix] = dxp2.sum(0), dyp2.sum(0)
-            if extra:  # eq. (PARAM-grads) for the projection: ∂L/∂W_hr = Σ_t δh_tᵀ m_t
-                params["weight_hr" + suffix] = dh.flatten(0, 1).T @ arch.projection_input(tape).flatten(0, 1)
+            params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra)) \
+                if with_params else {}
             sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
                                            None if log10_dc is None else flip(log10_dc), flip(plain_explicit),
                                            flip(log10_explicit), params, grad_initial)
@@ -223,6 +254,22 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1
     return sweeps, explicit
+
+
+def parameter_grads(arch, tape, inputs: torch.Tensor, dxp: torch.Tensor, dyp: torch.Tensor, dh: torch.Tensor,
+                    k: int, d: int, bias: bool, projected: bool) -> dict[str, torch.Tensor]:
+    """Eq. (PARAM-grads) for layer k, direction d, as one product over all T·B rows each; everything
+    in the direction's swept order. inputs: the layer's input [T, B, in]; dxp, dyp: the gradients on
+    the input and recurrent projections [T, B, G·H]; dh: ∂L/∂h_t [T, B, H]."""
+    suffix = f"_l{k}" + ("_reverse" if d else "")
+    dxp2, dyp2 = dxp.flatten(0, 1), dyp.flatten(0, 1)
+    params = {"weight_ih" + suffix: dxp2.T @ inputs.flatten(0, 1),
+              "weight_hh" + suffix: dyp2.T @ tape.h[:-1].flatten(0, 1)}
+    if bias:
+        params["bias_ih" + suffix], params["bias_hh" + suffix] = dxp2.sum(0), dyp2.sum(0)
+    if projected:  # for the projection: ∂L/∂W_hr = Σ_t δh_tᵀ m_t
+        params["weight_hr" + suffix] = dh.flatten(0, 1).T @ arch.projection_input(tape).flatten(0, 1)
+    return params
 
 
 def _by_layer(values: list[torch.Tensor], D: int) -> torch.Tensor:
@@ -282,8 +329,7 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
     model = as_gradlab_model(model, "bptt")
     layout = model.layout_of(x)
     dropout_masks = check_dropout(model, dropout_masks, "bptt")
-    device = next(model.parameters()).device.type
-    with torch.no_grad(), torch.autocast(device, enabled=False):  # the sweeps run in the model's own dtype
+    with torch.no_grad():
         x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
         g_tm = check_grad_output(layout, grad_output, (T, B, model.num_directions * model.output_size))
@@ -295,14 +341,31 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
                 end_parts = model.initial_state(grad_state, layout, B, x_tm)
             except ValueError as exc:
                 raise ValueError(f"bptt: grad_state must be shaped like the final state; {exc}") from None
+    trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, dropout_masks)
+    trace.meta["engine"] = "gradlab.bptt: hand-derived BPTT" + (" in the log domain" if log_domain else "")
+    return trace
+
+
+def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
+                g_tm: torch.Tensor, end_parts: tuple[torch.Tensor, ...], log_domain: bool,
+                dropout_masks: Optional[list] = None, layer_tapes: Optional[tuple[list, list]] = None,
+                with_params: bool = True) -> Trace:
+    """The engine behind ``bptt`` and ``record``: the forward tapes (or the given ``(inputs, tapes)``
+    of :func:`forward_tapes`), one backward sweep per layer and direction, and the Trace of it with
+    every tensor. x_tm: [T, B, I]; init, end_parts: one [L·D, B, ·] per state name (the initial
+    state, ∂L/∂ the final state); g_tm: ∂L/∂output [T, B, D·H], time-major."""
+    T, B = x_tm.shape[:2]
+    flushed = denormals_flushed() if log_domain else nullcontext()  # plain sweeps keep the dtype's subnormals
+    with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False), flushed:  # in the model's own dtype
         grad_finals = [tuple(p[i] for p in end_parts) for i in range(end_parts[0].shape[0])]
         if log_domain:
             grad_finals = [split_log_state(e) for e in grad_finals]
             g_tm = split_log(g_tm)
-
-        inputs, layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, dropout_masks)
-        layers, dx = backward_layers(model, inputs, layer_tapes, g_tm, grad_finals, log_domain, lengths=layout.lengths,
-                                     dropout_masks=dropout_masks)
+        if layer_tapes is None:
+            layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, dropout_masks, layout.packing)
+        inputs, tapes_ = layer_tapes
+        layers, dx = backward_layers(model, inputs, tapes_, g_tm, grad_finals, log_domain, lengths=layout.lengths,
+                                     dropout_masks=dropout_masks, with_params=with_params)
         if log_domain:
             dx = to_plain(*dx)
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
@@ -320,11 +383,10 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
         explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
         grads={n: _by_layer(per_state[n], D) for n in names},
         explicit_grads=_by_layer([lay.explicit for lay in layers], D),
-        param_grads={name: params[name] for name, _ in model.named_parameters()},
+        param_grads={name: params[name] for name, _ in model.named_parameters()} if with_params else None,
         input_grad=layout.restore(dx),
         initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},
         mask=valid_positions(layout.lengths, T, B),
-        meta={"engine": "gradlab.bptt: hand-derived BPTT" + (" in the log domain" if log_domain else ""),
-              "dtype": str(x_tm.dtype).replace("torch.", ""), "device": str(x_tm.device)},
+        meta={"engine": "", "dtype": str(x_tm.dtype).replace("torch.", ""), "device": str(x_tm.device)},
     )
 

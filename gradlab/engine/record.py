@@ -17,14 +17,17 @@ log-domain pass (:func:`gradlab.bptt`) on the same ∂L/∂output and ∂L/∂h_
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from typing import Callable, Optional
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.bptt import as_gradlab_model, bptt, valid_positions
+from gradlab.engine.bptt import as_gradlab_model, bptt, forward_tapes, outputs_of, sweep_trace, valid_positions
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.trace import Trace
+from gradlab.models.dropout import dropout_multiplier
 from gradlab.models.hooks import attached
 from gradlab.models.recurrent import RecurrentModel, State, as_state, state_parts
 
@@ -228,20 +231,63 @@ def record(
     model: a gradlab SRN/LSTM/GRU, or a torch nn.RNN/LSTM/GRU (copied with ``from_torch``).
     x: [T, B, I] ([B, T, I] if batch_first; [T, I] unbatched), or a PackedSequence (then
         ``trace.mask`` marks the positions past each sample's length, and the norms are masked there).
-    loss_fn: receives exactly the ``output`` tensor the model returns ([T, B, D·H] laid out like x,
-        the top layer's h_t) — and, if it takes two arguments, the final state as the model returns
-        it too (h_n, or (h_n, c_n)) — and returns a scalar tensor.
+    loss_fn: receives exactly the ``output`` the model returns ([T, B, D·H] laid out like x, the
+        top layer's h_t) — and, if it takes two arguments, the final state as the model returns it
+        too (h_n, or (h_n, c_n)) — and returns a scalar tensor.
     state: the initial state as the model takes it (zeros when None).
     full: keep the full gradient tensors; None keeps them up to ``FULL_TENSOR_LIMIT`` elements.
-    log_domain: also run the hand-derived log-domain backward pass on the same ∂L/∂output, for
-        ``trace.log10_grad_norms``: exact where the plain norms under- or overflow.
+    log_domain: carry the sweep in the log domain (the default), so that ``trace.log10_grad_norms``
+        is exact where the plain norms under- or overflow; the plain norms and tensors come from the
+        same sweep. False: a plain sweep, no log10 norms.
+
+    One pass (``gradlab/engine/bptt.py``): torch's fused forward, layer by layer, with the tape
+    rebuilt from its states; autograd only for ∂L/∂output and ∂L/∂(final state) through ``loss_fn``;
+    then one hand-derived backward sweep per layer and direction. Parameter ``.grad`` are untouched.
     """
     model = as_gradlab_model(model, "record")
-    state = None if state is None else as_state(tuple(p.detach() for p in state_parts(state)))
-    recorder = Recorder(model, x, state, full)
-    output, final = recorder.forward()
-    loss = loss_fn(output, final) if takes_two_arguments(loss_fn) else loss_fn(output)
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError("loss_fn must return a scalar tensor")
-    torch.autograd.grad(loss.reshape(()), recorder.zeros, allow_unused=True)
-    return recorder.finish(loss=float(loss.detach()), log_domain=log_domain)
+    layout = model.layout_of(x)
+    with torch.no_grad():
+        x_tm = layout.time_major(x)
+        T, B = x_tm.shape[:2]
+        init = model.initial_state(None if state is None else as_state(tuple(p.detach() for p in state_parts(state))),
+                                   layout, B, x_tm)
+        masks = None
+        if model.training and model.dropout and model.num_layers > 1:  # a training forward draws its masks
+            width = model.num_directions * model.output_size
+            masks = [dropout_multiplier(x_tm.new_empty(T, B, width), model.dropout, layout.packing)
+                     for _ in range(model.num_layers - 1)]
+        layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, masks, layout.packing)
+        output_tm, finals = outputs_of(model, layer_tapes[1], layout.lengths)
+    output, output_leaf = _leaf_like(layout.restore(output_tm))
+    final_leaves = tuple(layout.state_out(f).detach().requires_grad_(True) for f in finals)
+    final = as_state(final_leaves)
+    with torch.enable_grad():
+        loss = loss_fn(output, final) if takes_two_arguments(loss_fn) else loss_fn(output)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ValueError("loss_fn must return a scalar tensor")
+        grads = torch.autograd.grad(loss.reshape(()), (output_leaf, *final_leaves), allow_unused=True)
+    g_out = torch.zeros_like(output_leaf) if grads[0] is None else grads[0]
+    g_tm = layout.time_major(output._replace(data=g_out) if isinstance(output, PackedSequence) else g_out)
+    end_parts = tuple(layout.state_in(torch.zeros_like(f) if g is None else g) for f, g in zip(final_leaves, grads[1:]))
+    trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, masks, layer_tapes, with_params=False)
+    keep = T * B * model.hidden_size * model.num_layers * model.num_directions <= FULL_TENSOR_LIMIT if full is None else full
+    trace = replace(trace, input_grad=None)  # bptt's fields; record leaves .grad alone
+    if not keep:
+        trace = replace(trace, grads=None, explicit_grads=None)
+    trace.loss = float(loss.detach())
+    if not log_domain:
+        trace.log10_norms = trace.explicit_log10_norms = None
+    trace.meta["engine"] = ("gradlab.record: torch's fused forward, autograd for dL/doutput only, one hand-derived "
+                            "backward sweep" + (" in the log domain (plain norms, log10 norms and tensors from it)"
+                                                if log_domain else " (plain)"))
+    return trace
+
+
+def _leaf_like(output):
+    """(the output as the loss sees it, the leaf tensor autograd differentiates at): a tensor, or a
+    PackedSequence whose data is the leaf."""
+    if isinstance(output, PackedSequence):
+        leaf = output.data.detach().requires_grad_(True)
+        return output._replace(data=leaf), leaf
+    leaf = output.detach().requires_grad_(True)
+    return leaf, leaf

@@ -135,6 +135,14 @@ class Architecture(ABC):
         """All T steps of one layer under no_grad, into preallocated buffers. x_proj: [T, B, G·H]."""
 
     @abstractmethod
+    def tape_from_states(self, x_proj: torch.Tensor, h: torch.Tensor, state: tuple[torch.Tensor, ...],
+                         weight_hh: torch.Tensor, bias_hh: Optional[torch.Tensor]) -> Tape:
+        """The tape of a forward that has already run (torch's fused kernels), from its hidden states
+        h [T+1, B, H] (h[0] the initial state) and x_proj [T, B, G·H]: everything the states give is
+        computed for all steps at once with the same equations as :meth:`step`; only what they do not
+        give (the LSTM's cell state) is scanned. state: the initial state, one [B, ·] per name."""
+
+    @abstractmethod
     def backward_sweep(self, tape: Tape, scale: CarryScale, grad_final: tuple[torch.Tensor, ...],
                        weight_hh: torch.Tensor) -> SweepGrads:
         """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0."""

@@ -94,6 +94,14 @@ class GRUArchitecture(Architecture):
             gru_update(z, n, h[t], out=h[t + 1])
         return GRUTape(h, gates)
 
+    def tape_from_states(self, x_proj, h, state, weight_hh, bias_hh) -> GRUTape:
+        """Eq. (GRU-gates) for all steps at once, from h_{t−1} = h[:-1], in place into the tape's buffer."""
+        T, B, H3 = x_proj.shape
+        gates = x_proj.new_empty(T, B, 4 * H3 // 3)
+        gru_gates(x_proj.reshape(T * B, H3), h[:-1].reshape(T * B, -1), weight_hh, bias_hh,
+                  out=gates.view(T * B, -1))
+        return GRUTape(h, gates)
+
     def local_derivatives(self, tape: GRUTape) -> GRUDerivatives:
         T, B, H4 = tape.gates.shape
         r, z, n, m = tape.gates.view(T, B, 4, H4 // 4).unbind(2)

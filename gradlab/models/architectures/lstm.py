@@ -110,6 +110,21 @@ class LSTMArchitecture(Architecture):
                 torch.mm(lstm_hidden(c[t + 1], o, out=m), weight_hr.T, out=h[t + 1])
         return LSTMTape(h, c, gates)
 
+    def tape_from_states(self, x_proj, h, state, weight_hh, bias_hh, weight_hr=None) -> LSTMTape:
+        """Eq. (LSTM-gates) for all steps at once from h_{t−1} = h[:-1] (P wide when projected), then
+        eq. (LSTM-cell) scanned from c_0 = state[1]: c is not among the states a fused forward returns."""
+        T, B, H4 = x_proj.shape
+        gates = torch.empty_like(x_proj)
+        biased = x_proj if bias_hh is None else x_proj + bias_hh
+        i, f, g, _ = lstm_gates(biased.view(T * B, H4), h[:-1].reshape(T * B, -1), weight_hh, None,
+                                out=gates.view(T * B, H4))  # in place: one product and three activations
+        i, f, g = (part.view(T, B, H4 // 4) for part in (i, f, g))
+        c = stack_states(state[1], T)
+        ig = i * g  # the input term of (LSTM-cell) for every step; one kernel a step remains
+        for t in range(T):
+            torch.addcmul(ig[t], f[t], c[t], out=c[t + 1])
+        return LSTMTape(h, c, gates)
+
     def projection_input(self, tape: LSTMTape) -> torch.Tensor:
         """m_t = o_t ⊙ tanh(c_t) [T, B, H], what a projection W_hr maps to h_t (for ∂L/∂W_hr = Σ_t δh_tᵀ m_t)."""
         T, B, H4 = tape.gates.shape

@@ -86,6 +86,10 @@ class SRNArchitecture(Architecture):
             srn_step(x_proj[t], h[t], weight_hh, None, self.nonlinearity, out=h[t + 1])
         return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
 
+    def tape_from_states(self, x_proj, h, state, weight_hh, bias_hh) -> SRNTape:
+        """φ′(a_t) follows from h_t alone (1 − h² for tanh, [h > 0] for relu): nothing to recompute."""
+        return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
+
     def backward_sweep(self, tape: SRNTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
         """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ beyond the last
         step from ``grad_final`` = (∂L/∂h_n,)."""
