@@ -1,17 +1,10 @@
-"""record(): one forward and backward pass with tensor hooks on every state at every step.
+"""record(): one recorded forward and backward pass; trace_of_run(): the Trace of a forward that
+already ran elsewhere, from the gradients that reached its outputs (what ``gradlab.watch`` uses).
 
-A :class:`Recorder` runs one forward pass of a gradlab model with its hook points attached: each
-hands over its tensor with the step ``t``, and a tensor hook registered on it there, with ``t``,
-the layer and the direction bound, fires in whatever backward pass follows with the total gradient
-of exactly that tensor — what ``torch.autograd.grad(loss, h_t)`` returns. The initial state enters
-the model as ``h_0 + z`` with ``z`` a zero leaf of the recorder's own, so ∂L/∂h_0 arrives at ``z``
-last of all, which says the backward pass through this forward is complete. ``record`` drives the
-backward itself (``torch.autograd.grad`` onto ``z``, so the parameters' ``.grad`` are left
-untouched); ``gradlab.watch`` lets the user's own backward pass do it.
-
-Which engine ran is said in ``trace.meta["engine"]``: the plain norms and tensors come from
-autograd; the log10 norms (``log_domain=True``, the default) from a second, hand-derived
-log-domain pass (:func:`gradlab.bptt`) on the same ∂L/∂output and ∂L/∂h_n.
+Both run the one engine of ``gradlab/engine/bptt.py``: torch's fused forward layer by layer with
+the tape rebuilt from its states, then one hand-derived backward sweep per layer and direction (in
+the log domain by default, giving the plain norms, the log10 norms and the tensors at once). Which
+engine ran is said in ``trace.meta["engine"]``.
 """
 
 from __future__ import annotations
@@ -24,11 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.bptt import as_gradlab_model, bptt, forward_tapes, outputs_of, sweep_trace, valid_positions
-from gradlab.engine.numerics import stable_norm
+from gradlab.engine.bptt import as_gradlab_model, forward_tapes, outputs_of, sweep_trace
 from gradlab.engine.trace import Trace
 from gradlab.models.dropout import dropout_multiplier
-from gradlab.models.hooks import attached
 from gradlab.models.recurrent import RecurrentModel, State, as_state, state_parts
 
 #: With ``full=None`` the tensors are kept when one state's gradients have at most this many
@@ -46,176 +37,85 @@ def takes_two_arguments(fn: Callable) -> bool:
     return any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= 2
 
 
-class Recorder:
-    """One recorded forward pass of ``model`` on ``x``; :meth:`finish` builds its Trace once a
-    backward pass has gone through it (``on_done()`` is called at that moment, if given)."""
+class OutputMismatch(RuntimeError):
+    """The forward recomputed from a run's input differs from the output that run returned."""
 
-    def __init__(self, model: RecurrentModel, x, state: Optional[State] = None, full: Optional[bool] = None,
-                 on_done: Optional[Callable[[], None]] = None) -> None:
-        self.model, self.x, self.state, self.on_done = model, x, state, on_done
-        self.layout = layout = model.layout_of(x)
-        self.x_tm = x_tm = layout.time_major(x)
+
+def trace_of_run(model: RecurrentModel, x, state: Optional[State], grad_output, grad_state: tuple,
+                 dropout_masks: Optional[list] = None, full: bool = False, log_domain: bool = True,
+                 distance: bool = False, expected=None, tolerance: float = 0.0) -> Trace:
+    """The Trace of a forward of ``model`` on ``x`` that has already run (torch's fused module inside
+    a user's model), from the gradients its backward pass brought to the outputs.
+
+    grad_output: ∂L/∂output as the output (a tensor, or a PackedSequence's data), or None (zero);
+    grad_state: ∂L/∂ each part of the final state as the model returns it, None where the loss did
+    not read it. dropout_masks: the masks that forward used. distance: also the sweep seeded only
+    with the explicit gradient at each sample's last step (and ∂L/∂h_n):
+    ``trace.distance_log10_norms``. expected: the output that forward returned, as it returned it;
+    the recomputed top layer must equal it to ``tolerance`` × max(1, max |expected|), else
+    :class:`OutputMismatch`.
+    """
+    layout = model.layout_of(x)
+    dtype = next(model.parameters()).dtype
+    with torch.no_grad():
+        x_tm = layout.time_major(x).detach().to(dtype)
         T, B = x_tm.shape[:2]
-        L, D, H = model.num_layers, model.num_directions, model.output_size  # H: the width of h
-        self.shape = (L, D, T, B, H)
-        self.sizes = model.state_sizes  # each state's width (a projected LSTM's c is wider than h)
-        self.full = T * B * model.hidden_size * L * D <= FULL_TENSOR_LIMIT if full is None else full
-        norm_kw = {"dtype": torch.float64, "device": x_tm.device}
-        names = model.state_names
-        self.norms = {n: torch.zeros(L, D, T, B, **norm_kw) for n in names}
-        self.explicit_norms = torch.zeros(L, D, T, B, **norm_kw)
-        self.grads = {n: x_tm.new_zeros(L, D, T, B, self.sizes[n]) for n in names} if self.full else None
-        self.explicit_grads = x_tm.new_zeros(L, D, T, B, H) if self.full else None
-        self.top_explicit = x_tm.new_zeros(T, B, D * H)  # ∂L/∂output, time-major, for the log-domain pass
-        self.batch = torch.arange(B, device=x_tm.device)
-        lengths = layout.lengths if layout.lengths is not None else torch.full_like(self.batch, T)
-        self.last = [lengths - 1, torch.zeros_like(self.batch)][:D]  # each direction's last position
-        self.at_last = x_tm.new_zeros(L, D, B, H)  # the explicit gradient through the output there
-        self.grad_final: Optional[list] = None  # ∂L/∂h_n[, ∂L/∂c_n], [L·D, B, H] each, when the loss reads them
-        self.grad_initial: dict[str, torch.Tensor] = {}
-        self.dropout_masks: Optional[list] = None  # [T, B, D·H] per layer boundary, as the forward drew them
-        self.done = False
+        init = model.initial_state(None if state is None else as_state(tuple(p.detach().to(dtype)
+                                                                              for p in state_parts(state))),
+                                   layout, B, x_tm)
+        layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, dropout_masks, layout.packing)
+        if expected is not None:
+            _check_output(layout, outputs_of(model, layer_tapes[1], layout.lengths)[0], expected, tolerance)
+        g_tm = _time_major_grad(layout, grad_output, (T, B, model.num_directions * model.output_size), x_tm)
+        end_parts = tuple(torch.zeros_like(i) if g is None else layout.state_in(g.detach().to(dtype))
+                          for i, g in zip(init, grad_state))
+    trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, dropout_masks, layer_tapes,
+                        with_params=False)
+    if distance and log_domain:
+        seeded = at_last_steps(g_tm, layout.lengths, model.num_directions)
+        trace.distance_log10_norms = sweep_trace(model, layout, x_tm, init, seeded, end_parts, True, dropout_masks,
+                                                 layer_tapes, with_params=False).log10_norms
+    trace = replace(trace, input_grad=None) if full else replace(trace, input_grad=None, grads=None,
+                                                                   explicit_grads=None)
+    if not log_domain:
+        trace.log10_norms = trace.explicit_log10_norms = None
+    return trace
 
-    # -- the hooks ----------------------------------------------------------------------------
 
-    def _keep_step(self, name: str, k: int, d: int, t, g: torch.Tensor) -> None:
-        B, H = self.shape[3], self.sizes[name]
-        where = (t,) if isinstance(t, int) else (t, self.batch)  # t: a position, or each sample's ([B])
-        if self.full:  # norms follow from the kept tensors in one call at the end
-            self.grads[name][(k, d) + where] = g.reshape(B, H)
-        else:
-            self.norms[name][(k, d) + where] = stable_norm(g.reshape(B, H))
+def _time_major_grad(layout, grad, shape: tuple[int, int, int], like: torch.Tensor) -> torch.Tensor:
+    """∂L/∂output (a tensor shaped like the output, a packed output's data, or None) → [T, B, D·H]."""
+    if grad is None:
+        return like.new_zeros(shape)
+    grad = grad.detach().to(like.dtype)
+    if layout.packing is not None:
+        p = layout.packing
+        grad = PackedSequence(grad, p.batch_sizes, p.sorted_indices, p.unsorted_indices)
+    return layout.time_major(grad)
 
-    def _keep_sequence(self, k: int, d: int, g: torch.Tensor) -> None:
-        L, D, T, B, H = self.shape
-        g = g.reshape(T, B, H)
-        self.explicit_norms[k, d] = stable_norm(g)
-        self.at_last[k, d] = g[self.last[d], self.batch]
-        if self.full:
-            self.explicit_grads[k, d] = g
-        if k == L - 1:
-            self.top_explicit[..., d * H:(d + 1) * H] = g
 
-    def _keep_final(self, i: int, g: torch.Tensor) -> None:
-        if self.grad_final is None:
-            self.grad_final = [None] * len(self.model.state_names)
-        self.grad_final[i] = self.layout.state_in(g)
+def _check_output(layout, recomputed: torch.Tensor, expected, tolerance: float) -> None:
+    want = layout.time_major(expected).detach().to(recomputed.dtype)
+    if want.numel() == 0:
+        return
+    err = float((recomputed - want).abs().max())
+    allowed = tolerance * max(1.0, float(want.abs().max()))
+    if not err <= allowed:
+        raise OutputMismatch(f"the recomputed forward is {err:.2g} away from the output that ran (allowed {allowed:.2g})")
 
-    def _keep_initial(self, name: str, g: torch.Tensor) -> None:
-        self.grad_initial[name] = self.layout.state_out(g.detach().clone())
-        if len(self.grad_initial) == len(self.model.state_names):  # the last gradient of this forward
-            self.done = True
-            if self.on_done is not None:
-                self.on_done()
 
-    def _pairs(self):
-        model, (L, D) = self.model, self.shape[:2]
-
-        def on_state(name: str, k: int, d: int):
-            def hook(tensor: torch.Tensor, t) -> None:
-                if tensor.requires_grad:
-                    tensor.register_hook(lambda g: self._keep_step(name, k, d, t, g))
-            return hook
-
-        def on_output(k: int, d: int):
-            def hook(seq: torch.Tensor, t) -> None:
-                if seq.requires_grad:
-                    seq.register_hook(lambda g: self._keep_sequence(k, d, g))
-            return hook
-
-        def on_mask(k: int):
-            def hook(mask: torch.Tensor, t) -> None:
-                if self.dropout_masks is None:
-                    self.dropout_masks = [None] * (L - 1)
-                self.dropout_masks[k] = mask.detach()
-            return hook
-
-        directions = [(k, d) for k in range(L) for d in range(D)]
-        return ([(model.hook_point(n, k, d), on_state(n, k, d)) for n in model.state_names for k, d in directions]
-                + [(model.hook_point("out", k, d), on_output(k, d)) for k, d in directions]
-                + [(model.hook_point("dropout", k), on_mask(k)) for k in range(L - 1)])
-
-    def forward(self):
-        """Run the model with its hooks; returns (output, final state) as the model returns them."""
-        layout, B = self.layout, self.x_tm.shape[1]
-        init = self.model.initial_state(self.state, layout, B, self.x_tm)
-        self.zeros = tuple(torch.zeros_like(p, requires_grad=True) for p in init)  # ∂L/∂h_0 arrives here
-        for name, z in zip(self.model.state_names, self.zeros):
-            z.register_hook(lambda g, name=name: self._keep_initial(name, g))
-        start = as_state(tuple(layout.state_out(p + z) for p, z in zip(init, self.zeros)))
-        with attached(self._pairs()):
-            output, final = self.model(self.x, start)
-        for i, part in enumerate(state_parts(final)):
-            if part.requires_grad:
-                part.register_hook(lambda g, i=i: self._keep_final(i, g))
-        return output, final
-
-    # -- the result ---------------------------------------------------------------------------
-
-    def finish(self, loss: Optional[float] = None, log_domain: bool = True, engine: str = "",
-               distance: bool = False) -> Trace:
-        """The Trace of the recorded forward and the backward pass that went through it; with
-        ``distance`` (and ``log_domain``) also the sweep seeded only at each sample's last step."""
-        model, layout = self.model, self.layout
-        L, D, T, B, H = self.shape
-        names = model.state_names
-        norms, explicit_norms = self.norms, self.explicit_norms
-        if self.grad_final is not None:  # the explicit part at each direction's last step includes ∂L/∂h_n
-            self.grad_final = [torch.zeros(L * D, B, self.sizes[n], dtype=self.x_tm.dtype, device=self.x_tm.device)
-                               if g is None else g for g, n in zip(self.grad_final, names)]
-            with_final = self.at_last + self.grad_final[0].view(L, D, B, H)
-            for k in range(L):
-                for d in range(D):
-                    explicit_norms[k, d, self.last[d], self.batch] = stable_norm(with_final[k, d])
-                    if self.full:
-                        self.explicit_grads[k, d, self.last[d], self.batch] = with_final[k, d]
-        if self.full:
-            norms = {n: stable_norm(self.grads[n]) for n in names}
-        engine = engine or "autograd with tensor hooks (gradlab.record)"
-        log10_norms = explicit_log10 = None
-        if log_domain:
-            grad_output = layout.restore(self.top_explicit)
-            grad_state = None if self.grad_final is None else as_state(tuple(layout.state_out(g)
-                                                                              for g in self.grad_final))
-            with torch.no_grad():
-                logd = bptt(model, self.x, grad_output, state=self._detached_state(), grad_state=grad_state,
-                            log_domain=True, dropout_masks=self.dropout_masks)
-            log10_norms, explicit_log10 = logd.log10_norms, logd.explicit_log10_norms
-            engine += "; log10 norms from the hand-derived log-domain BPTT (gradlab.bptt)"
-            if distance:
-                seeded = self._at_last_steps(self.top_explicit)
-                with torch.no_grad():
-                    dist = bptt(model, self.x, layout.restore(seeded), state=self._detached_state(),
-                                grad_state=grad_state, log_domain=True, dropout_masks=self.dropout_masks)
-                engine += "; the distance sweep is gradlab.bptt seeded at each sample's last step only"
-        to_numpy = lambda t: t.cpu().numpy()  # noqa: E731
-        zeros_like_state = lambda z: layout.state_out(torch.zeros_like(z)).detach()  # noqa: E731
-        return Trace(
-            kind=model.kind, hidden_size=model.hidden_size,
-            norms={n: to_numpy(v) for n, v in norms.items()},
-            explicit_norms=to_numpy(explicit_norms),
-            log10_norms=log10_norms, explicit_log10_norms=explicit_log10,
-            distance_log10_norms=dist.log10_norms if log_domain and distance else None,
-            grads=self.grads, explicit_grads=self.explicit_grads, loss=loss,
-            initial_grads={n: self.grad_initial.get(n, zeros_like_state(z)) for n, z in zip(names, self.zeros)},
-            mask=valid_positions(layout.lengths, T, B),
-            meta={"engine": engine, "dtype": str(self.x_tm.dtype).replace("torch.", ""),
-                  "device": str(self.x_tm.device)},
-        )
-
-    def _at_last_steps(self, top: torch.Tensor) -> torch.Tensor:
-        """∂L/∂output [T, B, D·H] kept only at each direction's last step of each sample."""
-        L, D, T, B, H = self.shape
-        seeded = torch.zeros_like(top)
-        for d in range(D):
-            part = slice(d * H, (d + 1) * H)
-            seeded[self.last[d], self.batch, part] = top[self.last[d], self.batch, part]
-        return seeded
-
-    def _detached_state(self) -> Optional[State]:
-        if self.state is None:
-            return None
-        return as_state(tuple(p.detach() for p in state_parts(self.state)))
+def at_last_steps(g_tm: torch.Tensor, lengths: Optional[torch.Tensor], D: int) -> torch.Tensor:
+    """∂L/∂output [T, B, D·H] kept only at each direction's last step of each sample (its own last
+    position forward, position 0 reverse): the seed of the distance sweep."""
+    T, B, DH = g_tm.shape
+    H = DH // D
+    batch = torch.arange(B, device=g_tm.device)
+    last = [(lengths - 1).to(g_tm.device) if lengths is not None else torch.full_like(batch, T - 1),
+            torch.zeros_like(batch)][:D]
+    seeded = torch.zeros_like(g_tm)
+    for d in range(D):
+        part = slice(d * H, (d + 1) * H)
+        seeded[last[d], batch, part] = g_tm[last[d], batch, part]
+    return seeded
 
 
 def record(

@@ -15,19 +15,21 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.record import Recorder
+from gradlab.engine.record import OutputMismatch, trace_of_run
 from gradlab.models.convert import sharing_parameters
-from gradlab.models.recurrent import RecurrentModel
+from gradlab.models.recurrent import RecurrentModel, state_parts
 from gradlab.watch.cells import CELLS, CellRecorder, state_tensors
-from gradlab.watch.precision import autocast_on, fused_dtype, in_dtype, like_fused
-from gradlab.watch.replay import Replay, draws_dropout
+from gradlab.watch.precision import autocast_on, fused_dtype
+from gradlab.watch.replay import REPLAY_TOLERANCE, Replay, draws_dropout
 from gradlab.watch.rundir import RunDirectory
 from gradlab.watch.tensorboard import TensorBoardSink
 from gradlab.watch.steps import StepTraces
 
 WATCHED = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
-ENGINE = ("gradlab.watch: autograd with tensor hooks on gradlab's unrolled copy of the module, sharing its "
-          "parameters")
+ENGINE = ("gradlab.watch: the fused forward as it ran; the gradients reaching its outputs; the layers recomputed "
+          "by torch's fused kernels with their tapes rebuilt, and hand-derived sweeps in the log domain (the total "
+          "gradients, and the distance sweep seeded at each sample's last step)")
+PENDING = object()  # a recorded call whose backward pass has not come through yet
 
 
 def is_compiling() -> bool:
@@ -96,7 +98,6 @@ class Watch:
         self._unsettled: list[dict] = []  # recorded steps with cells, finished once the step is over
         self.tensorboard = None if tensorboard is None else TensorBoardSink(tensorboard)
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
-        self._recording = False  # inside a recorded forward (a gradlab module's own hook must not recurse)
         self._replays: dict[str, Replay] = {}  # the generator state before a recorded fused forward with dropout
         self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]
         self._handles += [m.register_forward_pre_hook(self._before(name)) for name, m in self.modules.items()]
@@ -129,7 +130,7 @@ class Watch:
 
     def _cell_before(self, name: str):
         def hook(cell, args, kwargs):
-            if not torch.is_grad_enabled() or self._recording:
+            if not torch.is_grad_enabled():
                 return None
             step = self._current()
             if step["record"]:
@@ -142,7 +143,7 @@ class Watch:
 
     def _cell_after(self, name: str):
         def hook(cell, args, output):
-            if not torch.is_grad_enabled() or self._recording:
+            if not torch.is_grad_enabled():
                 return None
             step = self._current()
             if step["record"]:
@@ -160,7 +161,7 @@ class Watch:
             self._unsettled.remove(step)
             for name, recorder in step["cells"].items():
                 step["traces"][name] = recorder.finish(self.full)
-            if not any(isinstance(v, Recorder) for v in step["traces"].values()):
+            if not any(v is PENDING for v in step["traces"].values()):
                 self._finished(step["traces"])
 
     def _reached(self, opened: dict) -> None:
@@ -171,15 +172,15 @@ class Watch:
 
     def _before(self, name: str):
         def hook(module, args):
-            if torch.is_grad_enabled() and not self._recording and draws_dropout(module) and self._current()["record"]:
+            if torch.is_grad_enabled() and draws_dropout(module) and self._current()["record"]:
                 self._replays[name] = Replay(name, module, next(module.parameters()).device)
             return None
         return hook
 
     def _hook(self, name: str):
         def hook(module, args, kwargs, output):
-            if not torch.is_grad_enabled() or self._recording:
-                return None  # validation is not a step; a recorded forward is already one
+            if not torch.is_grad_enabled():
+                return None  # validation is not a step
             if is_compiling():
                 raise RuntimeError(f"watch: {name} runs inside torch.compile, whose graphs the watch cannot see "
                                    "into; watch the eager model")
@@ -195,21 +196,48 @@ class Watch:
             return self._record(step, name, key, module, args, kwargs, output)
         return hook
 
-    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs, fused):
+    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs, fused) -> None:
+        """Leave the fused forward as it ran; once the backward pass has brought the gradients to its
+        outputs, build this call's Trace from them (``gradlab.engine.record.trace_of_run``)."""
         x = args[0] if args else kwargs["input"]
         state = args[1] if len(args) > 1 else kwargs.get("hx")
         copy = self._copies[name]
         copy.train(module.training)
         copy.dropout = getattr(module, "dropout", 0.0)
+        out, final = fused
+        out_data = out.data if isinstance(out, PackedSequence) else out
+        finals = state_parts(final)
+        reached = [t for t in (out_data, *finals) if t.requires_grad]
+        if not reached:
+            return None  # no backward pass can reach this call
         replay = self._replays.pop(name, None)
-        device = next(module.parameters()).device.type
-        low_precision = autocast_on(device)
-        if low_precision:  # the record runs in the parameters' dtype; see gradlab/watch/precision.py
-            x, state = in_dtype(x, next(module.parameters()).dtype), in_dtype(state, next(module.parameters()).dtype)
+        layout = copy.layout_of(x)
+        masks = None
+        if replay is not None:
+            T, B = layout.time_major(x).shape[:2]
+            masks = replay.masks(copy.num_layers, copy.dropout, layout,
+                                 out_data.new_empty(T, B, copy.num_directions * copy.output_size))
+        low_precision = autocast_on(next(module.parameters()).device.type)
+        dtype = next(copy.parameters()).dtype
+        # under autocast the recomputation runs in float32 and cannot match the low-precision output
+        expected = None if low_precision else out.detach() if not isinstance(out, PackedSequence) else \
+            out._replace(data=out.data.detach())
+        step["traces"][key] = PENDING  # replaced by its Trace when the backward pass is through
+        which = [out_data.requires_grad] + [f.requires_grad for f in finals]
 
-        def done() -> None:
+        def done(grads) -> None:
             self._reached(step)
-            trace = recorder.finish(log_domain=self.log_domain, engine=ENGINE, distance=True)
+            it = iter(grads)
+            got = [next(it) if needed else None for needed in which]
+            try:
+                trace = trace_of_run(copy, x, state, got[0], tuple(got[1:]), masks, full=self.full,
+                                     log_domain=self.log_domain, distance=True, expected=expected,
+                                     tolerance=REPLAY_TOLERANCE.get(dtype, 1e-2))
+            except OutputMismatch as exc:
+                raise RuntimeError(f"watch: {key}: {exc}" + ("; its dropout masks were not the ones torch drew — "
+                                                            "call model.eval() for the watched step or set dropout=0"
+                                                            if masks is not None else "")) from None
+            trace.meta["engine"] = ENGINE
             if replay is not None:
                 trace.meta["dropout"] = (f"p={copy.dropout} between layers: torch's masks replayed from the CPU "
                                          "generator state saved before the fused forward, outputs checked")
@@ -217,22 +245,11 @@ class Watch:
                 trace.meta["autocast"] = (f"the fused forward ran under autocast ({fused_dtype(fused)}); recorded in "
                                           f"{trace.meta['dtype']}")
             step["traces"][key] = trace
-            if step not in self._unsettled and not any(isinstance(v, Recorder) for v in step["traces"].values()):
+            if step not in self._unsettled and not any(v is PENDING for v in step["traces"].values()):
                 self._finished(step["traces"])
 
-        recorder = Recorder(copy, x, state, full=self.full, on_done=done)
-        step["traces"][key] = recorder  # replaced by its Trace when the backward pass is through
-        self._recording = True
-        try:
-            if replay is not None:
-                replay.rewind()
-            with torch.autocast(device, enabled=False):
-                output = recorder.forward()
-            if replay is not None:
-                replay.check(fused, output)
-        finally:
-            self._recording = False
-        return like_fused(output, fused) if low_precision else output
+        torch.autograd.graph.register_multi_grad_hook(reached, done)
+        return None
 
     def _finished(self, traces: StepTraces) -> None:
         """Every module of a recorded step is through: keep it, and write it out."""

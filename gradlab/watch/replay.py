@@ -1,27 +1,30 @@
-"""Re-running a forward that has already run, with the random numbers it drew.
+"""The dropout masks of a forward that has already run, drawn again from the same random numbers.
 
-On a recorded step the watch runs gradlab's unrolled copy of a module after torch's fused forward
-(its forward hook replaces the fused output with the copy's, whose every state autograd can see).
-Dropout between layers draws its masks from torch's CPU generator: the watch saves the
-generator's state before the fused forward, rewinds to it for the copy, which then draws the very
-same masks (``gradlab/models/dropout.py``), and checks that
+On a recorded step the fused forward runs as it would without gradlab, and the engine later
+rebuilds every layer's states from its input (``gradlab.engine.record.trace_of_run``). Dropout
+between layers draws its masks from torch's CPU generator; the watch saves the generator's state
+before the fused forward (a forward pre-hook), rewinds to it after, draws the masks again the way
+torch draws them (``gradlab/models/dropout.py``), and checks that
 
 - the generator ends where the fused forward left it (the same numbers were drawn: an unwatched
-  run from the same seed continues identically), and
-- the copy's output and final state equal the fused ones (to ``REPLAY_TOLERANCE`` of their size).
+  run from the same seed continues identically; the generator is left there in any case), and,
+  once the backward pass is through, that the layers recomputed with these masks give the fused
+  output (to ``REPLAY_TOLERANCE`` of its size).
 
-If either fails, the generator is put back where the fused forward left it and the record is
-refused with one line. On CUDA, cuDNN draws the mask inside its fused kernel, out of reach; a
-recorded step with dropout there is refused (call ``model.eval()`` for it, or set dropout=0).
+If either fails the record is refused with one line. On CUDA, cuDNN draws the mask inside its
+fused kernel, out of reach: a recorded step with dropout there is refused (call ``model.eval()``
+for it, or set dropout=0).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence
 
-#: max |copy − fused| ≤ tolerance · max(1, max |fused|) per output tensor, by dtype
+from gradlab.models.dropout import dropout_multiplier
+from gradlab.models.layout import SequenceLayout
+
+#: max |recomputed − fused| ≤ tolerance · max(1, max |fused|), by dtype
 REPLAY_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-3}
 
 
@@ -30,15 +33,13 @@ def draws_dropout(module: nn.Module) -> bool:
     return bool(module.training and getattr(module, "dropout", 0) and getattr(module, "num_layers", 1) > 1)
 
 
-def output_tensors(output) -> list[torch.Tensor]:
-    """(output, h_n) or (output, (h_n, c_n)) → the plain tensors, a packed output's data first."""
-    out, final = output
-    first = out.data if isinstance(out, PackedSequence) else out
-    return [first, *((final,) if isinstance(final, torch.Tensor) else final)]
+def refusal(key: str, what: str) -> str:
+    return (f"watch: {what} {key}'s dropout masks; refusing to record this step — call model.eval() for the "
+            "watched step or set dropout=0")
 
 
 class Replay:
-    """The generator state before one fused forward, and the check of the copy's forward after it."""
+    """The generator state before one fused forward, and the masks drawn again from it."""
 
     def __init__(self, key: str, module: nn.Module, device: torch.device) -> None:
         if device.type != "cpu":
@@ -47,23 +48,16 @@ class Replay:
                                "watched step or set dropout=0")
         self.key, self.before = key, torch.get_rng_state()
 
-    def rewind(self) -> None:
-        """Called after the fused forward: keep where it left the generator, go back to before it."""
-        self.after = torch.get_rng_state()
+    def masks(self, layers: int, p: float, layout: SequenceLayout, like: torch.Tensor) -> list[torch.Tensor]:
+        """Called after the fused forward: the masks [T, B, F] it drew after each layer but the last,
+        drawn again from the saved state. like: [T, B, F], the shape and dtype of a layer's output."""
+        after = torch.get_rng_state()
         torch.set_rng_state(self.before)
-
-    def check(self, fused, copy) -> None:
-        """The copy's forward has run: refuse the record unless it drew and computed what the fused did."""
-        drew_the_same = torch.equal(torch.get_rng_state(), self.after)
-        torch.set_rng_state(self.after)
+        try:
+            masks = [dropout_multiplier(like, p, layout.packing) for _ in range(layers - 1)]
+            drew_the_same = torch.equal(torch.get_rng_state(), after)
+        finally:
+            torch.set_rng_state(after)
         if not drew_the_same:
-            raise RuntimeError(f"watch: replaying {self.key}'s dropout drew other random numbers than torch's forward "
-                               "did; this torch version draws them differently — call model.eval() for the watched "
-                               "step or set dropout=0")
-        for a, b in zip(output_tensors(copy), output_tensors(fused)):
-            tol = REPLAY_TOLERANCE.get(b.dtype, 1e-2) * max(1.0, b.detach().abs().max().item() if b.numel() else 0.0)
-            err = (a.detach() - b.detach()).abs().max().item() if b.numel() else 0.0
-            if not err <= tol:
-                raise RuntimeError(f"watch: replaying {self.key}'s forward with its dropout masks gave outputs "
-                                   f"{err:.2g} away from torch's (allowed {tol:.2g}); refusing to record this step — "
-                                   "call model.eval() for the watched step or set dropout=0")
+            raise RuntimeError(refusal(self.key, "replaying drew other random numbers than torch's forward did for"))
+        return masks

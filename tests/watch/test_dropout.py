@@ -2,6 +2,7 @@
 no random numbers of its own, and refuses what it cannot check."""
 
 import copy
+import importlib
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import gradlab.models.dropout as dropout_module
 from gradlab.engine.reference import autograd_reference
 
 DT = torch.float64
+replay_module = importlib.import_module("gradlab.watch.replay")  # gradlab.watch is also the function
 T, B, I, H = 6, 3, 4, 5
 LENGTHS = torch.tensor([6, 2, 4])
 
@@ -85,16 +87,17 @@ def test_masks_are_checked_a_replay_that_draws_or_computes_otherwise_is_refused(
     torch.manual_seed(0)
     model = Model(nn.GRU(I, H, num_layers=2, dropout=0.5, dtype=DT))
     real = dropout_module.dropout_multiplier
-    monkeypatch.setattr(dropout_module, "dropout_multiplier",
+    monkeypatch.setattr(replay_module, "dropout_multiplier",
                         lambda seq, p, packing: (torch.rand(1), real(seq, p, packing))[1])  # one number too many
     with gradlab.watch(model):
         with pytest.raises(RuntimeError, match="drew other random numbers"):
             model.loss(inputs(False))
-    monkeypatch.setattr(dropout_module, "dropout_multiplier",
+    monkeypatch.setattr(replay_module, "dropout_multiplier",
                         lambda seq, p, packing: real(seq, p, packing).flip(0))  # the same draws, other places
-    with gradlab.watch(model):
-        with pytest.raises(RuntimeError, match="away from torch's"):
-            model.loss(inputs(False))
+    with gradlab.watch(model) as w:
+        loss = model.loss(inputs(False))
+        with pytest.raises(RuntimeError, match="away from the output that ran.*dropout masks were not"):
+            loss.backward()
     assert not model.rnn._forward_hooks and not model.rnn._forward_pre_hooks
 
 

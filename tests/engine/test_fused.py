@@ -1,0 +1,74 @@
+"""The fused forward: torch's kernels layer by layer and the tape rebuilt from their states equal
+the architecture's own eager forward sweep, for every architecture and layout (float64)."""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import gradlab
+from gradlab.engine.bptt import forward_tapes
+from gradlab.engine.fused import fused_function
+from gradlab.engine.numerics import denormals_flushed, flushing_denormals
+
+DT = torch.float64
+CONFIGS = [("srn", {"nonlinearity": "tanh"}), ("srn", {"nonlinearity": "relu"}), ("lstm", {}),
+           ("lstm", {"proj_size": 2}), ("gru", {})]
+
+
+@pytest.mark.parametrize("kind,kwargs", CONFIGS, ids=["srn-tanh", "srn-relu", "lstm", "lstm-proj", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_the_tape_from_torchs_fused_forward_equals_the_eager_sweep(kind, kwargs, bidirectional, packed):
+    torch.manual_seed(0)
+    model = gradlab.models.recurrent.MODEL_CLASSES[kind](3, 5, num_layers=2, bidirectional=bidirectional, dtype=DT,
+                                                         **kwargs)
+    x = torch.randn(7, 4, 3, dtype=DT)
+    lengths = torch.tensor([7, 2, 5, 1])
+    layout = model.layout_of(pack_padded_sequence(x, lengths, enforce_sorted=False) if packed else x)
+    x_tm = layout.time_major(pack_padded_sequence(x, lengths, enforce_sorted=False)) if packed else x
+    state = tuple(torch.randn(2 * model.num_directions, 4, size, dtype=DT) for size in model.state_sizes.values())
+    fused = forward_tapes(model, x_tm, state, packing=layout.packing)[1]
+    eager = forward_tapes(model, x_tm, state, packing=layout.packing, fused=False)[1]
+    valid = (torch.arange(7).unsqueeze(1) < (lengths if packed else torch.full((4,), 7))).unsqueeze(-1)
+    for a, b in zip(fused, eager):
+        for field in ("h", "c", "gates", "dphi"):
+            if hasattr(b, field):
+                got, want = getattr(a, field), getattr(b, field)
+                rows = valid if field in ("gates", "dphi") else torch.cat((torch.ones(1, 4, 1, dtype=bool), valid))
+                torch.testing.assert_close(got * rows, want * rows, rtol=1e-12, atol=1e-13, msg=field)
+
+
+def test_the_linear_srn_has_no_fused_kernel_and_runs_the_eager_sweep():
+    model = gradlab.SRN(3, 4, nonlinearity="linear", dtype=DT)
+    assert fused_function(model) is None
+    x = torch.randn(5, 2, 3, dtype=DT)
+    trace = gradlab.bptt(model, x, torch.ones(5, 2, 4, dtype=DT))
+    assert trace.grad("h").shape == (5, 2, 4)
+
+
+def test_subnormals_are_flushed_inside_the_block_and_the_setting_restored():
+    assert not flushing_denormals()
+    with denormals_flushed():
+        assert flushing_denormals()
+        assert float(torch.tensor([1e-40]) * 1.0) == 0.0
+    assert not flushing_denormals() and float(torch.tensor([1e-40]) * 1.0) > 0.0
+    torch.set_flush_denormal(True)
+    try:
+        with denormals_flushed():
+            pass
+        assert flushing_denormals()  # left as the caller had it
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_record_is_one_pass_and_leaves_parameter_gradients_alone():
+    module = torch.nn.LSTM(3, 4, num_layers=2, dtype=DT)
+    x = torch.randn(30, 2, 3, dtype=DT)
+    trace = gradlab.record(module, x, lambda out: out[-1].pow(2).sum())
+    assert "one hand-derived backward sweep in the log domain" in trace.meta["engine"]
+    assert all(p.grad is None for p in module.parameters())
+    twin = gradlab.from_torch(module)
+    want = gradlab.engine.reference.autograd_reference(
+        twin, x, torch.cat((torch.zeros(29, 2, 4, dtype=DT), 2 * module(x)[0][-1:].detach())))
+    for k in range(2):
+        torch.testing.assert_close(trace.grad("c", k), want.grad("c", k), rtol=1e-12, atol=1e-14)
