@@ -1,8 +1,10 @@
 """Layer 3, engine: the per-step gradients of a model, recorded in one :class:`Trace`.
 
-``bptt`` runs the hand-derived backward pass (plain or log domain) of every architecture,
-``record`` runs autograd with a tensor hook on every state (and the log-domain pass for exact
-log10 norms), ``checkpointed_norms`` runs the log-domain pass over sequences of any length in
+One engine (``bptt.py``): torch's fused forward layer by layer with each architecture's tape rebuilt
+from its states (``fused.py``), then the hand-derived backward sweep (plain or log domain).
+``bptt`` returns everything including parameter gradients; ``record`` runs it in one pass for a
+loss function (autograd only for ∂L/∂output); ``trace_of_run`` (what ``gradlab.watch`` uses) for a
+forward that already ran; ``checkpointed_norms`` runs the log-domain pass over sequences of any length in
 √T memory, and ``reference.autograd_reference`` is the autograd twin the tests and
 ``gradlab verify`` compare against. Imports only ``gradlab.models`` and ``gradlab.common``.
 """

@@ -73,8 +73,11 @@ def trace_of_run(model: RecurrentModel, x, state: Optional[State], grad_output, 
                         with_params=False)
     if distance and log_domain:
         seeded = at_last_steps(g_tm, layout.lengths, model.num_directions)
-        trace.distance_log10_norms = sweep_trace(model, layout, x_tm, init, seeded, end_parts, True, dropout_masks,
-                                                 layer_tapes, with_params=False).log10_norms
+        if torch.equal(seeded, g_tm):  # the loss reads only the last steps: the distance sweep is the sweep
+            trace.distance_log10_norms = {n: v.copy() for n, v in trace.log10_norms.items()}
+        else:
+            trace.distance_log10_norms = sweep_trace(model, layout, x_tm, init, seeded, end_parts, True,
+                                                     dropout_masks, layer_tapes, with_params=False).log10_norms
     trace = replace(trace, input_grad=None) if full else replace(trace, input_grad=None, grads=None,
                                                                    explicit_grads=None)
     if not log_domain:

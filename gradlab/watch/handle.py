@@ -291,8 +291,8 @@ def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int 
     """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
     pass and every ``every``-th after it, in the user's own training loop.
 
-    full: keep the gradient tensors, not only the norms. log_domain: add exact log10 norms (a
-    second, hand-derived sweep per recorded module). out: a directory in which the watch creates a
+    full: keep the gradient tensors, not only the norms. log_domain: run the sweeps in the log
+    domain (exact log10 norms, and the distance sweep); False: one plain sweep. out: a directory in which the watch creates a
     fresh run directory (``w.run_dir.path``) and writes every recorded step as it finishes
     (:func:`gradlab.load_watch` reads it back); keep: then keep only the last ``keep`` steps in
     memory. cells: names (as in ``named_modules()``) of further modules stepped by hand in the loop

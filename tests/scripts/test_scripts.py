@@ -72,6 +72,8 @@ def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curv
         assert str(checkpoints) in reused[f"digit-sum/{model}"]["source"]
         assert fresh[f"digit-sum/{model}"]["source"] == "trained here"
         for when in ("init", "trained"):
+            # to float32 accuracy (its epsilon, 1.2e-7): torch's fused float32 kernels sum in an order that
+            # depends on the thread count, and nndl_memory trains with one thread per job
             assert reused[f"digit-sum/{model}"]["log10_mean_grad_h"][when] == pytest.approx(
-                fresh[f"digit-sum/{model}"]["log10_mean_grad_h"][when], abs=1e-9)
+                fresh[f"digit-sum/{model}"]["log10_mean_grad_h"][when], abs=1.2e-7)
     assert reused["digit-sum/gru"]["source"] == "trained here"

@@ -94,7 +94,7 @@ def test_masks_are_checked_a_replay_that_draws_or_computes_otherwise_is_refused(
             model.loss(inputs(False))
     monkeypatch.setattr(replay_module, "dropout_multiplier",
                         lambda seq, p, packing: real(seq, p, packing).flip(0))  # the same draws, other places
-    with gradlab.watch(model) as w:
+    with gradlab.watch(model):
         loss = model.loss(inputs(False))
         with pytest.raises(RuntimeError, match="away from the output that ran.*dropout masks were not"):
             loss.backward()
