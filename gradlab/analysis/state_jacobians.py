@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch.func import jacrev, vmap
 
+from gradlab.engine.bptt import forward_tapes
 from gradlab.models.recurrent import RecurrentModel
 
 
@@ -47,12 +47,11 @@ def state_jacobians(model: RecurrentModel, xs: torch.Tensor, s: torch.Tensor) ->
     if model.bidirectional:
         raise ValueError("a bidirectional model has no one-step state map (its reverse direction reads the future); "
                          "state Jacobians, Lyapunov exponents and Jacobian spectra are defined per direction only")
-    if model.num_layers == 1:
-        w_ih, w_hh, b_ih, b_hh = model.layer_parameters(0)
-        init = tuple(s.reshape(s.shape[0], -1, model.hidden_size).unbind(1))
+    if model.num_layers == 1:  # the engine's forward (torch's fused kernel, the tape rebuilt), then (JAC-*)
+        init = tuple(part.unsqueeze(0) for part in s.reshape(s.shape[0], -1, model.hidden_size).unbind(1))
         with torch.no_grad():
-            tape = model.architecture.forward_sweep(F.linear(xs, w_ih, b_ih), init, w_hh, b_hh)
-            yield from model.architecture.step_jacobians(tape, w_hh.detach())
+            (tape,) = forward_tapes(model, xs, init)[1]
+            yield from model.architecture.step_jacobians(tape, model.layer_parameters(0)[1].detach())
         return
     step = flat_step(model)
     jac, batched_step = vmap(jacrev(step, argnums=0)), vmap(step)
