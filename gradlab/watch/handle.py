@@ -95,7 +95,7 @@ class Watch:
         self._copies = {name: self._copy_of(name, m) for name, m in self.modules.items()}
         self.run_dir = None if out is None else RunDirectory(out, list(self.modules) + list(self.cells), every,
                                                             start_step)
-        self._unsettled: list[dict] = []  # recorded steps with cells, finished once the step is over
+        self._unsettled: list[dict] = []  # recorded steps not yet finished (cells, or calls awaiting their backward)
         self.tensorboard = None if tensorboard is None else TensorBoardSink(tensorboard)
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
         self._replays: dict[str, Replay] = {}  # the generator state before a recorded fused forward with dropout
@@ -155,13 +155,16 @@ class Watch:
         return hook
 
     def _settle(self) -> None:
-        """Finish the recorded steps with cells whose backward pass is over (a new step has opened,
-        the traces are read, or the watch is removed)."""
+        """Finish the recorded steps whose backward pass is over (a new step has opened, the traces
+        are read, or the watch is removed): their cells' traces, and without the calls no gradient
+        reached in that backward pass (a module whose output the loss did not read)."""
         for step in [s for s in self._unsettled if s is not self._open]:
             self._unsettled.remove(step)
             for name, recorder in step["cells"].items():
                 step["traces"][name] = recorder.finish(self.full)
-            if not any(v is PENDING for v in step["traces"].values()):
+            for key in [k for k, v in step["traces"].items() if v is PENDING]:
+                del step["traces"][key]
+            if step["traces"]:
                 self._finished(step["traces"])
 
     def _reached(self, opened: dict) -> None:
@@ -223,6 +226,8 @@ class Watch:
         expected = None if low_precision else out.detach() if not isinstance(out, PackedSequence) else \
             out._replace(data=out.data.detach())
         step["traces"][key] = PENDING  # replaced by its Trace when the backward pass is through
+        if step not in self._unsettled:
+            self._unsettled.append(step)
         which = [out_data.requires_grad] + [f.requires_grad for f in finals]
 
         def done(grads) -> None:
@@ -244,8 +249,11 @@ class Watch:
             if low_precision:
                 trace.meta["autocast"] = (f"the fused forward ran under autocast ({fused_dtype(fused)}); recorded in "
                                           f"{trace.meta['dtype']}")
+            if step not in self._unsettled:
+                return  # settled without this call already (a second backward through a retained graph)
             step["traces"][key] = trace
-            if step not in self._unsettled and not any(v is PENDING for v in step["traces"].values()):
+            if not step["cells"] and not any(v is PENDING for v in step["traces"].values()):
+                self._unsettled.remove(step)  # every call of this step is through: write it now
                 self._finished(step["traces"])
 
         torch.autograd.graph.register_multi_grad_hook(reached, done)

@@ -164,3 +164,21 @@ def test_the_distance_sweep_is_seeded_only_at_each_samples_last_step():
                                        want.log10_grad_norms(name, 0, d).compressed(), atol=1e-10)
     profile, fit, horizon = gradlab.decay_of(trace, "c", layer=0, direction=1)
     assert len(profile.distance) == 7 and fit.factor is not None and 0 < fit.factor < 1
+
+
+def test_a_module_the_loss_does_not_read_is_left_out_of_its_step():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.used, self.unused = nn.GRU(3, 4, dtype=DT), nn.LSTM(3, 4, dtype=DT)
+
+        def forward(self, x):
+            self.unused(x)  # computed, never part of the loss
+            return self.used(x)[0].pow(2).sum()
+
+    model = Two()
+    with gradlab.watch(model, every=2) as w:
+        for _ in range(3):
+            model(torch.randn(5, 2, 3, dtype=DT)).backward()
+        assert [s.step for s in w.traces] == [0, 2] and all(set(s) == {"used"} for s in w.traces)
