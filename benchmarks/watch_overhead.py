@@ -2,7 +2,7 @@
 Adam) watched every N steps, against the same loop unwatched, in the same run.
 
 Baseline: the unwatched loop (torch's fused nn.LSTM). Reported: the loop's time watched (no sink,
-with the run-directory sink) as a ratio to the baseline, and one recorded step alone as a ratio to
+with the run-directory sink, with the TensorBoard sink and its figures) as a ratio to the baseline, and one recorded step alone as a ratio to
 one unwatched step. Median of the repeats. ``--smoke`` runs tiny sizes for the test suite.
 
     python benchmarks/watch_overhead.py            # the sizes above, 2 threads
@@ -52,13 +52,16 @@ def main(argv=None) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = [torch.randn(T, B, I) for _ in range(steps)]
     loop(model, opt, batches[:2])  # warm-up
-    times = {"unwatched": [], "watched": [], "watched + run directory": [], "recorded step": [], "plain step": []}
+    times = {"unwatched": [], "watched": [], "watched + run directory": [], "watched + TensorBoard": [],
+             "recorded step": [], "plain step": []}
     for _ in range(repeats):
         times["unwatched"].append(loop(model, opt, batches))
         with gradlab.watch(model, every=every):
             times["watched"].append(loop(model, opt, batches))
         with tempfile.TemporaryDirectory() as d, gradlab.watch(model, every=every, out=d):
             times["watched + run directory"].append(loop(model, opt, batches))
+        with tempfile.TemporaryDirectory() as d, gradlab.watch(model, every=every, tensorboard=d):
+            times["watched + TensorBoard"].append(loop(model, opt, batches))
         with gradlab.watch(model, every=1):
             times["recorded step"].append(loop(model, opt, batches[:1]))
         times["plain step"].append(loop(model, opt, batches[:1]))
@@ -66,7 +69,7 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); 2-layer bidirectional LSTM H={H}, T={T}, "
           f"B={B}, Adam; {steps} steps watched every {every}; median of {repeats}; baseline: the unwatched loop")
     print(f"{'loop':>26}  {'seconds':>8}  {'vs unwatched':>12}")
-    for key in ("unwatched", "watched", "watched + run directory"):
+    for key in ("unwatched", "watched", "watched + run directory", "watched + TensorBoard"):
         print(f"{key:>26}  {med[key]:8.3f}  {med[key] / med['unwatched']:11.3f}x")
     print(f"{'one recorded step':>26}  {med['recorded step']:8.3f}  {med['recorded step'] / med['plain step']:11.3f}x "
           f"(vs one unwatched step, {med['plain step']:.4f} s)")
