@@ -38,6 +38,13 @@ def is_compiling() -> bool:
     return bool(getattr(compiler, "is_compiling", lambda: False)())
 
 
+def output_tensors_needing_grad(output) -> list[torch.Tensor]:
+    """(output, h_n) or (output, (h_n, c_n)) → those tensors (a packed output's data) a backward pass can reach."""
+    out, final = output
+    first = out.data if isinstance(out, PackedSequence) else out
+    return [t for t in (first, *state_parts(final)) if t.requires_grad]
+
+
 def distributed_rank() -> int:
     """This process's rank in the default torch.distributed group, 0 without one."""
     dist = torch.distributed
@@ -192,9 +199,9 @@ class Watch:
             step["calls"][name] = call + 1
             key = name if call == 0 else f"{name}#{call}"
             if not step["record"]:
-                first = output[0].data if isinstance(output[0], PackedSequence) else output[0]
-                if first.requires_grad:
-                    first.register_hook(lambda g, step=step: self._reached(step) or None)
+                reached = output_tensors_needing_grad(output)
+                if reached:  # whichever output the loss reads (the sequence, h_n or c_n), this step is taken
+                    torch.autograd.graph.register_multi_grad_hook(reached, lambda grads, step=step: self._reached(step))
                 return None
             return self._record(step, name, key, module, args, kwargs, output)
         return hook
@@ -210,7 +217,7 @@ class Watch:
         out, final = fused
         out_data = out.data if isinstance(out, PackedSequence) else out
         finals = state_parts(final)
-        reached = [t for t in (out_data, *finals) if t.requires_grad]
+        reached = output_tensors_needing_grad(fused)
         if not reached:
             return None  # no backward pass can reach this call
         replay = self._replays.pop(name, None)

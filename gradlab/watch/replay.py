@@ -33,11 +33,6 @@ def draws_dropout(module: nn.Module) -> bool:
     return bool(module.training and getattr(module, "dropout", 0) and getattr(module, "num_layers", 1) > 1)
 
 
-def refusal(key: str, what: str) -> str:
-    return (f"watch: {what} {key}'s dropout masks; refusing to record this step — call model.eval() for the "
-            "watched step or set dropout=0")
-
-
 class Replay:
     """The generator state before one fused forward, and the masks drawn again from it."""
 
@@ -59,5 +54,7 @@ class Replay:
         finally:
             torch.set_rng_state(after)
         if not drew_the_same:
-            raise RuntimeError(refusal(self.key, "replaying drew other random numbers than torch's forward did for"))
+            raise RuntimeError(f"watch: replaying drew other random numbers than torch's forward did for {self.key}'s "
+                               "dropout masks; refusing to record this step — call model.eval() for the watched "
+                               "step or set dropout=0")
         return masks

@@ -182,3 +182,11 @@ def test_a_module_the_loss_does_not_read_is_left_out_of_its_step():
         for _ in range(3):
             model(torch.randn(5, 2, 3, dtype=DT)).backward()
         assert [s.step for s in w.traces] == [0, 2] and all(set(s) == {"used"} for s in w.traces)
+
+
+def test_a_loss_on_the_final_state_alone_takes_every_step():
+    rnn = nn.GRU(3, 4, dtype=DT)
+    with gradlab.watch(rnn, every=2) as w:
+        for _ in range(3):
+            rnn(torch.randn(5, 2, 3, dtype=DT))[1].pow(2).sum().backward()  # reads h_n, not the output
+    assert [s.step for s in w.traces] == [0, 2] and w.step == 3
