@@ -333,6 +333,10 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
         x_tm = layout.time_major(x)
         T, B = x_tm.shape[:2]
         g_tm = check_grad_output(layout, grad_output, (T, B, model.num_directions * model.output_size))
+        width = (T, B, model.num_directions * model.output_size)
+        if dropout_masks is not None and any(tuple(m.shape) != width for m in dropout_masks):
+            raise ValueError(f"bptt: each of dropout_masks must be [T, B, D·H] = {list(width)} (time-major, as the "
+                             f"\"dropout\" hook points see it); got {[list(m.shape) for m in dropout_masks]}")
         init = model.initial_state(state, layout, B, x_tm)
         if grad_state is None:
             end_parts = tuple(torch.zeros_like(s) for s in init)

@@ -146,6 +146,8 @@ def record(
     One pass (``gradlab/engine/bptt.py``): torch's fused forward, layer by layer, with the tape
     rebuilt from its states; autograd only for ∂L/∂output and ∂L/∂(final state) through ``loss_fn``;
     then one hand-derived backward sweep per layer and direction. Parameter ``.grad`` are untouched.
+    A model with dropout between layers in training mode draws its masks as its own forward would
+    (from torch's generator); call ``model.eval()`` for a record without them.
     """
     model = as_gradlab_model(model, "record")
     layout = model.layout_of(x)

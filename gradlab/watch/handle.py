@@ -92,6 +92,8 @@ class Watch:
         for what, value in (("out", out), ("tensorboard", tensorboard)):
             if isinstance(value, (str, Path)) and not str(value).strip():
                 raise ValueError(f"watch: {what} must be a directory path, got an empty one")
+        if not isinstance(all_ranks, bool):
+            raise ValueError(f"watch: all_ranks must be True or False, got {all_ranks!r}")
         if tensorboard is not None and not log_domain:
             raise ValueError("watch: tensorboard= draws the decay from the log-domain distance sweep; "
                              "leave log_domain=True")

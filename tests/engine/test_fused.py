@@ -8,6 +8,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 import gradlab
 from gradlab.engine.bptt import forward_tapes
 from gradlab.engine.fused import fused_function
+from gradlab.engine.reference import autograd_reference
+from gradlab.models.recurrent import MODEL_CLASSES
 from gradlab.engine.numerics import denormals_flushed, flushing_denormals
 
 DT = torch.float64
@@ -20,7 +22,7 @@ CONFIGS = [("srn", {"nonlinearity": "tanh"}), ("srn", {"nonlinearity": "relu"}),
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 def test_the_tape_from_torchs_fused_forward_equals_the_eager_sweep(kind, kwargs, bidirectional, packed):
     torch.manual_seed(0)
-    model = gradlab.models.recurrent.MODEL_CLASSES[kind](3, 5, num_layers=2, bidirectional=bidirectional, dtype=DT,
+    model = MODEL_CLASSES[kind](3, 5, num_layers=2, bidirectional=bidirectional, dtype=DT,
                                                          **kwargs)
     x = torch.randn(7, 4, 3, dtype=DT)
     lengths = torch.tensor([7, 2, 5, 1])
@@ -68,7 +70,7 @@ def test_record_is_one_pass_and_leaves_parameter_gradients_alone():
     assert "one hand-derived backward sweep in the log domain" in trace.meta["engine"]
     assert all(p.grad is None for p in module.parameters())
     twin = gradlab.from_torch(module)
-    want = gradlab.engine.reference.autograd_reference(
+    want = autograd_reference(
         twin, x, torch.cat((torch.zeros(29, 2, 4, dtype=DT), 2 * module(x)[0][-1:].detach())))
     for k in range(2):
         torch.testing.assert_close(trace.grad("c", k), want.grad("c", k), rtol=1e-12, atol=1e-14)

@@ -109,6 +109,8 @@ def test_bptt_and_the_engine_need_the_masks_a_training_forward_used():
     with pytest.raises(ValueError, match="call model.eval"):
         gradlab.checkpointed_norms(model, lambda t0, t1: x[t0:t1], lambda t0, t1: torch.ones(t1 - t0, B, H, dtype=DT),
                                    T, B, progress=False)
+    with pytest.raises(ValueError, match=r"dropout_masks must be \[T, B, D·H\]"):
+        gradlab.bptt(model, x, torch.ones(T, B, H, dtype=DT), dropout_masks=[torch.ones(T, B, 2 * H, dtype=DT)])
     masks = [F.dropout(torch.ones(T, B, H, dtype=DT), 0.5, True)]
     got = gradlab.bptt(model, x, torch.ones(T, B, H, dtype=DT), dropout_masks=masks, log_domain=True)
     want = autograd_reference(model, x, torch.ones(T, B, H, dtype=DT), dropout_masks=masks)

@@ -129,6 +129,8 @@ def test_what_watch_cannot_record_is_refused_with_the_reason():
         gradlab.watch(Tagger(), every=0)
     with pytest.raises(ValueError, match="out must be a directory path, got an empty one"):
         gradlab.watch(Tagger(), out="")
+    with pytest.raises(ValueError, match="all_ranks must be True or False"):
+        gradlab.watch(Tagger(), all_ranks="yes")
     model = Tagger()
     with warnings.catch_warnings():  # importing torch._dynamo in torch 2.13 on Python 3.11
         warnings.filterwarnings("ignore", message="`torch.jit.script_method` is deprecated", category=DeprecationWarning)
