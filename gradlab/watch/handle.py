@@ -178,7 +178,7 @@ class Watch:
 
     def _reached(self, opened: dict) -> None:
         """A backward pass has reached a module called in ``opened``: that step is taken."""
-        if self._open is opened:
+        if self._open is opened and self._handles:  # (a removed watch counts nothing)
             self._open = None
             self.step += 1
 
@@ -240,6 +240,8 @@ class Watch:
         which = [out_data.requires_grad] + [f.requires_grad for f in finals]
 
         def done(grads) -> None:
+            if not self._handles:
+                return  # the watch was removed before this backward pass: it records nothing more
             self._reached(step)
             it = iter(grads)
             got = [next(it) if needed else None for needed in which]

@@ -192,3 +192,12 @@ def test_a_loss_on_the_final_state_alone_takes_every_step():
         for _ in range(3):
             rnn(torch.randn(5, 2, 3, dtype=DT))[1].pow(2).sum().backward()  # reads h_n, not the output
     assert [s.step for s in w.traces] == [0, 2] and w.step == 3
+
+
+def test_a_backward_pass_after_the_watch_is_removed_records_nothing(tmp_path):
+    rnn = nn.LSTM(3, 4, dtype=DT)
+    with gradlab.watch(rnn, out=tmp_path) as w:
+        y = rnn(torch.randn(5, 2, 3, dtype=DT))[0]
+    y.sum().backward()  # after the watch ended: the user's gradients, and nothing of gradlab's
+    assert w.traces == [] and w.step == 0 and rnn.weight_hh_l0.grad is not None
+    assert gradlab.load_watch(w.run_dir.path) == []
