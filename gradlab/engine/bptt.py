@@ -187,7 +187,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     explicit gradient at the direction's last step, each sample's own with ``lengths``), not a carry
     from a later segment. dropout_masks: as in :func:`forward_tapes`; the gradient reaching layer
     k's output from above is multiplied by the same mask. with_params: also the parameter gradients
-    (``LayerSweep.params`` is empty without).
+    and ∂L/∂x (without, ``LayerSweep.params`` is empty and ∂L/∂x is None: record and the
+    checkpointed engine need neither).
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
@@ -216,7 +217,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 else:
                     scale, start = LogScale(hat.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
                 plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
-                g = arch.backward_sweep(tape, scale, start, w_hh, **extra)
+                g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
                 steps = scale.steps
                 if with_params:
                     dxp = to_plain(g.dx_proj, steps)
@@ -225,8 +226,9 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 log10_dh = log10_norm(g.dh, steps)
                 log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
                 grad_initial = (g.grad_initial, scale.log)
-                down = (flip(g.dx_proj @ w_ih), flip(steps))
-                below = down if below is None else add_logs(*below, *down)
+                if with_params or k > 0:
+                    down = (flip(g.dx_proj @ w_ih), flip(steps))
+                    below = down if below is None else add_logs(*below, *down)
             else:
                 e = flip(explicit[..., part])
                 final = grad_finals[k * D + d]
@@ -238,13 +240,14 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 else:
                     scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
                 log10_explicit = stable_norm(plain_explicit).log10()
-                g = arch.backward_sweep(tape, scale, start, w_hh, **extra)
+                g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
                 dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
                 log10_dh = stable_norm(dh).log10()
                 log10_dc = None if dc is None else stable_norm(dc).log10()
                 grad_initial = g.grad_initial
-                down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
-                below = down if below is None else below + down
+                if with_params or k > 0:
+                    down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
+                    below = down if below is None else below + down
             params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra)) \
                 if with_params else {}
             sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
@@ -371,7 +374,7 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
         layers, dx = backward_layers(model, inputs, tapes_, g_tm, grad_finals, log_domain, lengths=layout.lengths,
                                      dropout_masks=dropout_masks, with_params=with_params)
         if log_domain:
-            dx = to_plain(*dx)
+            dx = None if dx is None else to_plain(*dx)
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
         else:
             initials = [lay.grad_initial for lay in layers]
@@ -388,7 +391,7 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
         grads={n: _by_layer(per_state[n], D) for n in names},
         explicit_grads=_by_layer([lay.explicit for lay in layers], D),
         param_grads={name: params[name] for name, _ in model.named_parameters()} if with_params else None,
-        input_grad=layout.restore(dx),
+        input_grad=None if dx is None else layout.restore(dx),
         initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},
         mask=valid_positions(layout.lengths, T, B),
         meta={"engine": "", "dtype": str(x_tm.dtype).replace("torch.", ""), "device": str(x_tm.device)},

@@ -88,7 +88,7 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
             layer_inputs, tapes = forward_tapes(model, inputs(t0, t1), init)
             grad_out = explicit(t0, t1, tapes[-1].h[1:])
             layers, _ = backward_layers(model, layer_inputs, tapes, split_log(grad_out), grad_finals, log_domain=True,
-                                        finals_from_loss=False)  # they carry the later segments' gradient
+                                        finals_from_loss=False, with_params=False)  # finals: the later segments'
             for k, lay in enumerate(layers):
                 for n, lg, g in (("h", lay.log10_dh, lay.dh), ("c", lay.log10_dc, lay.dc)):
                     if n in names:

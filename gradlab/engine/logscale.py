@@ -40,10 +40,11 @@ def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     """exp(log) · x̂ in x̂'s dtype: inf where that overflows, 0.0 where it falls below the dtype's
     normal range (under 1.2e-38 in float32: subnormal values, imprecise and, on x86 CPUs, two orders
     of magnitude slower in every product that follows, read as underflow)."""
-    scale = torch.where(log <= LOG_ZERO / 2, torch.zeros_like(log), log.exp()).unsqueeze(-1).to(x_hat.dtype)
-    plain = x_hat * scale
-    tiny = torch.finfo(x_hat.dtype).tiny
-    return torch.where((x_hat == 0) | (plain.abs() < tiny), torch.zeros_like(x_hat), plain)  # never 0 · inf = NaN
+    scale = log.exp().to(x_hat.dtype)  # exp(LOG_ZERO) is exactly 0.0
+    plain = x_hat * scale.unsqueeze(-1)
+    if bool(torch.isinf(scale).any()):  # never 0 · inf = NaN: an exact zero stays zero
+        plain = torch.where(x_hat == 0, torch.zeros_like(plain), plain)
+    return plain.masked_fill_(plain.abs() < torch.finfo(x_hat.dtype).tiny, 0.0)
 
 
 class PlainScale:
@@ -116,14 +117,17 @@ class LogScale:
         self.steps[t] = self.log
 
     def renormalize(self, *carries: torch.Tensor) -> None:
-        """Divide the carries in place by their joint largest magnitude per sample; add its log to λ."""
-        m = carries[0].abs().amax(dim=-1)
+        """Divide the carries in place by their joint largest magnitude per sample; add its log to λ.
+        A sample whose carries are all exactly zero gets λ = LOG_ZERO, so that an explicit gradient
+        merged later keeps its own scale, however small beside the carry's last one."""
+        m = torch.linalg.vector_norm(carries[0], math.inf, dim=-1)
         for c in carries[1:]:
-            m = torch.maximum(m, c.abs().amax(dim=-1))
-        safe = torch.where(m > 0, m, torch.ones_like(m))
+            m = torch.maximum(m, torch.linalg.vector_norm(c, math.inf, dim=-1))
+        nonzero = m > 0
+        safe = m.clamp_min_(torch.finfo(m.dtype).tiny)
         for c in carries:
             c.div_(safe.unsqueeze(-1))
-        self.log = self.log + safe.to(torch.float64).log()
+        self.log = torch.where(nonzero, self.log + safe.to(torch.float64).log_(), LOG_ZERO)
 
 
 def add_logs(a_hat: torch.Tensor, a_log: torch.Tensor, b_hat: torch.Tensor,

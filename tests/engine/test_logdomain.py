@@ -114,3 +114,24 @@ def test_record_log10_norms_stay_finite_where_float32_underflows():
     plain, log10 = trace.grad_norms("h")[:, 0], trace.log10_grad_norms("h")[:, 0]
     assert plain[0] == 0.0 and np.isfinite(log10).all()
     np.testing.assert_allclose(np.diff(log10), 1.0, atol=1e-5)  # ×10 per step towards the loss
+
+
+@pytest.mark.parametrize("kind", ["srn", "gru", "lstm"])
+def test_an_explicit_gradient_far_below_a_carry_that_became_zero_keeps_its_scale(kind):
+    """W_hh = 0: the carry is exactly zero after every step. A huge gradient at the last step and a
+    tiny one at the step before (e^−92 apart, beyond float32's range of a factor) are both kept: a
+    zero carry's log scale is LOG_ZERO, not the huge gradient's (regression: the tiny one read −inf)."""
+    torch.manual_seed(0)
+    model = {"srn": gradlab.SRN, "gru": gradlab.GRU, "lstm": gradlab.LSTM}[kind](3, 4)
+    with torch.no_grad():
+        model.weight_hh_l0.zero_()
+    if kind == "lstm":  # the cell state carries through f; close the forget gate for an exactly zero carry
+        with torch.no_grad():
+            model.bias_ih_l0[4:8] = -1e4
+    x = torch.randn(4, 2, 3)
+    grad_out = torch.zeros(4, 2, 4)
+    grad_out[-1], grad_out[-2] = 1e30, 1e-10
+    log_domain = gradlab.bptt(model, x, grad_out, log_domain=True).log10_grad_norms("h", 0)
+    plain = gradlab.bptt(model, x, grad_out).log10_grad_norms("h", 0)
+    assert np.isfinite(plain[-2]).all()
+    np.testing.assert_allclose(log_domain[-2:], plain[-2:], rtol=0, atol=1e-5)

@@ -64,7 +64,8 @@ class SweepGrads:
 
     dh:           [T, B, H]   total ∂L/∂h_t
     dc:           [T, B, H]   total ∂L/∂c_t (architectures with a cell state), else None
-    dx_proj:      [T, B, G·H] ∂L/∂(x_t W_ihᵀ + b_ih), the gradient on the input projection
+    dx_proj:      [T, B, G·H] ∂L/∂(x_t W_ihᵀ + b_ih), the gradient on the input projection (None
+                  when the sweep was asked not to keep the projections)
     dh_proj:      [T, B, G·H] ∂L/∂(h_{t−1} W_hhᵀ + b_hh), the gradient on the recurrent projection
                   (the same tensor as dx_proj unless a gate sits between the two, as in the GRU)
     grad_initial: the gradient on the initial state, one [B, H] tensor per state name
@@ -72,8 +73,8 @@ class SweepGrads:
 
     dh: torch.Tensor
     dc: Optional[torch.Tensor]
-    dx_proj: torch.Tensor
-    dh_proj: torch.Tensor
+    dx_proj: Optional[torch.Tensor]
+    dh_proj: Optional[torch.Tensor]
     grad_initial: tuple[torch.Tensor, ...]
 
 
@@ -144,8 +145,10 @@ class Architecture(ABC):
 
     @abstractmethod
     def backward_sweep(self, tape: Tape, scale: CarryScale, grad_final: tuple[torch.Tensor, ...],
-                       weight_hh: torch.Tensor) -> SweepGrads:
-        """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0."""
+                       weight_hh: torch.Tensor, keep_projections: bool = True) -> SweepGrads:
+        """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0.
+        keep_projections: keep the gradients on the projections for every step (for the parameter
+        gradients and the layer below); without, one step's buffer is reused and they are None."""
 
     @abstractmethod
     def step_jacobians(self, tape: Tape, weight_hh: torch.Tensor) -> Iterator[torch.Tensor]:

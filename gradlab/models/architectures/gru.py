@@ -108,7 +108,8 @@ class GRUArchitecture(Architecture):
         return GRUDerivatives(n=(1 - z) * (1 - n * n), z=(tape.h[:-1] - n) * z * (1 - z), r=m * r * (1 - r),
                               reset=r, keep=z)
 
-    def backward_sweep(self, tape: GRUTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
+    def backward_sweep(self, tape: GRUTape, scale: CarryScale, grad_final, weight_hh,
+                       keep_projections: bool = True) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n,):
 
         (GRU-back-h)  δh_t = ∂⁺L/∂h_t + δy_{t+1} W_hh + δh_{t+1} ⊙ z_{t+1}
@@ -120,20 +121,23 @@ class GRUArchitecture(Architecture):
         T, B, H = explicit.shape
         d = self.local_derivatives(tape)
         dh = torch.empty_like(explicit)
-        dx = explicit.new_empty(T, B, 3, H)
-        dy = explicit.new_empty(T, B, 3, H)
+        steps = T if keep_projections else 1
+        dx_all, dy_all = explicit.new_empty(steps, B, 3, H), explicit.new_empty(steps, B, 3, H)
         carry = grad_final[0].clone()
         for t in range(T - 1, -1, -1):
             scale.enter(t, carry, (), out=dh[t])
-            torch.mul(dh[t], d.n[t], out=dx[t, :, 2])
-            torch.mul(dh[t], d.z[t], out=dx[t, :, 1])
-            torch.mul(dx[t, :, 2], d.r[t], out=dx[t, :, 0])
-            dy[t, :, :2] = dx[t, :, :2]
-            torch.mul(dx[t, :, 2], d.reset[t], out=dy[t, :, 2])
-            torch.mm(dy[t].view(B, 3 * H), weight_hh, out=carry)
+            dx, dy = (dx_all[t], dy_all[t]) if keep_projections else (dx_all[0], dy_all[0])
+            torch.mul(dh[t], d.n[t], out=dx[:, 2])
+            torch.mul(dh[t], d.z[t], out=dx[:, 1])
+            torch.mul(dx[:, 2], d.r[t], out=dx[:, 0])
+            dy[:, :2] = dx[:, :2]
+            torch.mul(dx[:, 2], d.reset[t], out=dy[:, 2])
+            torch.mm(dy.view(B, 3 * H), weight_hh, out=carry)
             carry.addcmul_(dh[t], d.keep[t])
             scale.renormalize(carry)
-        return SweepGrads(dh, None, dx.view(T, B, 3 * H), dy.view(T, B, 3 * H), (carry,))
+        if not keep_projections:
+            return SweepGrads(dh, None, None, None, (carry,))
+        return SweepGrads(dh, None, dx_all.view(T, B, 3 * H), dy_all.view(T, B, 3 * H), (carry,))
 
     def step_jacobians(self, tape: GRUTape, weight_hh) -> Iterator[torch.Tensor]:
         """Eq. (JAC-GRU): ∂h_t/∂h_{t−1} = diag(z) + diag(∂h/∂a^z) W_z

@@ -137,7 +137,8 @@ class LSTMArchitecture(Architecture):
         ifg = torch.stack((g * i * (1 - i), tape.c[:-1] * f * (1 - f), i * (1 - g * g)), dim=2)
         return LSTMDerivatives(ifg=ifg, o=tanh_c * o * (1 - o), c=o * (1 - tanh_c * tanh_c), f=f)
 
-    def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh, weight_hr=None) -> SweepGrads:
+    def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh, weight_hr=None,
+                       keep_projections: bool = True) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n, ∂L/∂c_n):
 
         (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
@@ -152,20 +153,21 @@ class LSTMArchitecture(Architecture):
         H = tape.c.shape[-1]
         d = self.local_derivatives(tape)
         dh, dc = torch.empty_like(explicit), explicit.new_empty(T, B, H)
-        dz = explicit.new_empty(T, B, 4, H)
+        dz = explicit.new_empty(T if keep_projections else 1, B, 4, H)
         carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
         dm = dh if weight_hr is None else explicit.new_empty(T, B, H)
         for t in range(T - 1, -1, -1):
             scale.enter(t, carry_h, (carry_c,), out=dh[t])
+            z = dz[t if keep_projections else 0]
             if weight_hr is not None:
                 torch.mm(dh[t], weight_hr, out=dm[t])
             torch.addcmul(carry_c, dm[t], d.c[t], out=dc[t])
-            torch.mul(dc[t].unsqueeze(1), d.ifg[t], out=dz[t, :, :3])
-            torch.mul(dm[t], d.o[t], out=dz[t, :, 3])
-            torch.mm(dz[t].view(B, 4 * H), weight_hh, out=carry_h)
+            torch.mul(dc[t].unsqueeze(1), d.ifg[t], out=z[:, :3])
+            torch.mul(dm[t], d.o[t], out=z[:, 3])
+            torch.mm(z.view(B, 4 * H), weight_hh, out=carry_h)
             torch.mul(dc[t], d.f[t], out=carry_c)
             scale.renormalize(carry_h, carry_c)
-        dz = dz.view(T, B, 4 * H)
+        dz = dz.view(T, B, 4 * H) if keep_projections else None
         return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
 
     def step_jacobians(self, tape: LSTMTape, weight_hh) -> Iterator[torch.Tensor]:

@@ -90,19 +90,22 @@ class SRNArchitecture(Architecture):
         """φ′(a_t) follows from h_t alone (1 − h² for tanh, [h > 0] for relu): nothing to recompute."""
         return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
 
-    def backward_sweep(self, tape: SRNTape, scale: CarryScale, grad_final, weight_hh) -> SweepGrads:
+    def backward_sweep(self, tape: SRNTape, scale: CarryScale, grad_final, weight_hh,
+                       keep_projections: bool = True) -> SweepGrads:
         """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ beyond the last
         step from ``grad_final`` = (∂L/∂h_n,)."""
         explicit = scale.explicit
         T = explicit.shape[0]
         dh = torch.empty_like(explicit)
-        da = torch.empty_like(explicit)  # ∂L/∂a_t, a_t the pre-activation
+        da = explicit.new_empty(T if keep_projections else 1, *explicit.shape[1:])  # ∂L/∂a_t, a_t the pre-activation
         carry = grad_final[0].clone()
         for t in range(T - 1, -1, -1):
             scale.enter(t, carry, (), out=dh[t])
-            torch.mul(dh[t], tape.dphi[t], out=da[t])
-            torch.mm(da[t], weight_hh, out=carry)
+            a = da[t if keep_projections else 0]
+            torch.mul(dh[t], tape.dphi[t], out=a)
+            torch.mm(a, weight_hh, out=carry)
             scale.renormalize(carry)
+        da = da if keep_projections else None
         return SweepGrads(dh, None, da, da, (carry,))
 
     def step_jacobians(self, tape: SRNTape, weight_hh) -> Iterator[torch.Tensor]:
