@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from gradlab.analysis.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_decay, horizon
 from gradlab.analysis.predictions import LYAPUNOV_STEPS, predictions
 from gradlab.common.options import (InvalidOption, check_options, choice, choice_list, finite_float, int_at_least,
-                                    option, path_text, positive_float)
+                                    option, path_text, positive_float, seed_value)
+from gradlab.analysis.footprint import analysis_bytes, refuse_beyond_memory
 from gradlab.engine.checkpointed import checkpointed_norms
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import ARCHITECTURES, NONLINEARITIES
@@ -54,7 +55,7 @@ class AnalyzeConfig:
     data_dir: Optional[str] = option(None, "where tasks read from files find them (mnist-rows: the idx files)",
                                      flag="--data", parse=path_text, metavar="DIR")
     batch: int = option(32, "batch size", parse=int_at_least(1), metavar="B")
-    seed: int = option(0, "seed for data and weights", parse=int_at_least(0), metavar="S")
+    seed: int = option(0, "seed for data and weights", parse=seed_value, metavar="S")
     loss_at: str = option("last", "the loss reads the last step or every step", parse=choice(LOSS_AT),
                           metavar="|".join(LOSS_AT))
     dtype: str = option("float32", "floating-point type of the run", parse=choice(("float32", "float64")),
@@ -106,6 +107,8 @@ class AnalyzeConfig:
             raise InvalidOption("applies to the LSTM only; add lstm to the models", "forget_bias")
         if cfg.nonlinearity != "tanh" and not any(takes_nonlinearity(m) for m in cfg.models):
             raise InvalidOption("applies to the SRN only; add srn to the models", "nonlinearity")
+        itemsize = 8 if cfg.dtype == "float64" else 4
+        refuse_beyond_memory(analysis_bytes(cfg.length, cfg.batch, cfg.hidden, cfg.layers, itemsize))
         return cfg
 
 

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 import torch
 
 from gradlab.common.options import (InvalidOption, check_options, choice_list, int_at_least, option, path_text,
-                                    positive_float)
+                                    positive_float, seed_value)
 from gradlab.engine.bptt import bptt
 from gradlab.engine.reference import autograd_reference, compare
 from gradlab.models.architectures import NONLINEARITIES
@@ -36,7 +36,7 @@ class VerifyConfig:
     layers: int = option(2, "stacked layers of the random problems", parse=int_at_least(1), metavar="K")
     hidden: int = option(8, "hidden units of the random problems", parse=int_at_least(1), metavar="H")
     batch: int = option(3, "batch size of the random problems", parse=int_at_least(1), metavar="B")
-    seed: int = option(0, "seed of the random problems", parse=int_at_least(0), metavar="S")
+    seed: int = option(0, "seed of the random problems", parse=seed_value, metavar="S")
     bidirectional: bool = option(False, "random problems with bidirectional layers")
     tol: float = option(1e-10, "largest relative error accepted", parse=positive_float, metavar="REL")
 

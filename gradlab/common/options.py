@@ -94,6 +94,23 @@ def int_at_least(minimum: int) -> Parse:
     return parse
 
 
+def int_between(low: int, high: int) -> Parse:
+    """An integer in [low, high]."""
+    def parse(value: Any) -> int:
+        try:
+            n = _as_int(value)
+        except (TypeError, ValueError):
+            raise InvalidOption(f"expected an integer from {low} to {high}, got {value!r}") from None
+        if not low <= n <= high:
+            raise InvalidOption(f"expected an integer from {low} to {high}, got {n}")
+        return n
+    return parse
+
+
+#: A seed both torch (a signed 64-bit integer) and NumPy take.
+seed_value = int_between(0, 2**63 - 1)
+
+
 def number(positive: bool) -> Parse:
     what = "a positive number" if positive else "a finite number"
 

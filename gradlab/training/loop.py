@@ -22,14 +22,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gradlab.analysis.footprint import refuse_beyond_memory, training_bytes
 from gradlab.analysis.metrics import decay_profile
 from gradlab.common.options import (InvalidOption, check_options, choice, counts, int_at_least, option, path_text,
-                                    positive_float)
+                                    positive_float, seed_value)
 from gradlab.models.architectures import NONLINEARITIES
 from gradlab.models.convert import to_torch
 from gradlab.models.recurrent import MODEL_CLASSES, RecurrentModel, takes_nonlinearity
 from gradlab.models.regimes import INITS, initialise
-from gradlab.tasks import TASKS, datasets
+from gradlab.tasks import DEFAULT_SIZES, TASKS, datasets
 from gradlab.tasks.base import Dataset
 from gradlab.tasks.problem import LOSS_AT, SequenceProblem, build_problem
 from gradlab.training.clipping import CLIP_MODES, clip_gradients, gradient_norms
@@ -73,7 +74,7 @@ class TrainConfig:
                             parse=choice(("mean", "sum")), metavar="mean|sum")
     loss_at: str = option("last", "the loss reads the last step or every step", parse=choice(LOSS_AT),
                           metavar="|".join(LOSS_AT))
-    seed: int = option(0, "seed for data, weights and order", parse=int_at_least(0), metavar="S")
+    seed: int = option(0, "seed for data, weights and order", parse=seed_value, metavar="S")
     shuffle: bool = option(False, "shuffle the training set every epoch (the book does not)")
     eval_every: int = option(100, "score the dev set every N steps", parse=int_at_least(1), metavar="N")
     trace_every: int = option(0, "record the gradient decay every N steps; 0: never", parse=int_at_least(0), metavar="N")
@@ -111,6 +112,9 @@ class TrainConfig:
             raise InvalidOption("the data is read from files, whose sizes are fixed", "sizes")
         if cfg.data_dir is not None and task.make is not None and task.name != "digit-sum":
             raise InvalidOption(f"{task.name} is generated, not read from files", "data_dir")
+        examples = sum(cfg.sizes) if cfg.sizes is not None else sum(DEFAULT_SIZES.values())
+        itemsize = 8 if cfg.dtype == "float64" else 4
+        refuse_beyond_memory(training_bytes(cfg.length, examples, cfg.batch, cfg.hidden, cfg.layers, itemsize))
         return cfg
 
     def total_steps(self, train_size: int) -> int:

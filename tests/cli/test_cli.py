@@ -14,6 +14,14 @@ from gradlab.tasks.weights import load_problems
 from gradlab.cli import main
 
 
+def exit_code(argv) -> int:
+    """main's exit status, whether argparse raised it (bad flags) or main returned it (bad values)."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
 def run_dirs(out):
     return sorted(p for p in out.iterdir() if not p.name.startswith("."))
 
@@ -99,19 +107,44 @@ def test_underflow_is_reported_as_such_never_nan(tmp_path, capsys):
     (["--hidden", "0"], "--hidden: expected an integer >= 1"),
     (["--layers", "-1"], "--layers: expected an integer >= 1"),
     (["--batch", "0"], "--batch: expected an integer >= 1"),
-    (["--seed", "-3"], "--seed: expected an integer >= 0"),
+    (["--seed", "-3"], "--seed: expected an integer from 0 to 9223372036854775807, got -3"),
+    (["--seed", "99999999999999999999"], "--seed: expected an integer from 0 to 9223372036854775807"),
+    (["--len", "99999999999999", "--hidden", "4", "--batch", "1"], "--len: the run needs at least 5.0 PiB of memory; "
+                                                                    "this machine has"),
+    (["--hidden", "1000000000"], "--hidden: the run needs at least"),
     (["--loss-at", "middle"], "--loss-at: invalid choice"),
     (["--dtype", "float16"], "--dtype: invalid choice"),
     (["--device", "tpu"], "--device: invalid choice"),
     (["--frobnicate"], "unrecognized arguments"),
 ])
 def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--out", str(tmp_path), *argv])
-    assert exc.value.code == 2
+    assert exit_code(["analyze", "--out", str(tmp_path), *argv]) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--len", "100000000000"], "--len: the run needs at least"),
+    (["--hidden", "100000000"], "--hidden: the run needs at least"),
+    (["--seed", "18446744073709551616"], "--seed: expected an integer from 0 to"),
+])
+def test_train_refuses_what_cannot_fit_or_seed_before_allocating(argv, fragment, capsys, tmp_path):
+    assert exit_code(["train", "--out", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_memory_check_passes_what_fits_and_names_the_largest_part(monkeypatch):
+    from gradlab.analysis import footprint
+    from gradlab.common.options import InvalidOption
+
+    footprint.refuse_beyond_memory({"hidden": 10, "length": 20})  # bytes: fits anywhere
+    monkeypatch.setattr("gradlab.common.memory.available_bytes", lambda: 25)
+    with pytest.raises(InvalidOption) as exc:
+        footprint.refuse_beyond_memory({"hidden": 10, "length": 20})
+    assert exc.value.field == "length" and "needs at least 30 B of memory; this machine has 25 B available" in str(exc.value)
 
 
 def test_an_unwritable_out_exits_2(tmp_path, capsys):
