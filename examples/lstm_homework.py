@@ -16,6 +16,8 @@ compute the same function; gradlab also shows where the gradient of the last out
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import torch
 from torch import nn
@@ -81,7 +83,8 @@ def cell_gradient_of_last_output() -> np.ndarray:
     return trace.grad_norms("c")[:, 0]
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)  # no flags; --help, and bad ones refused
     np.set_printoptions(precision=3, suppress=True)
     print("rounded gates, linear g and h:", rounded_gate_lstm())
     print("rounded gates, tanh g and h:  ", np.round(rounded_gate_lstm(linear=False), 3).tolist())

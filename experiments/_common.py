@@ -1,28 +1,44 @@
-"""What every experiments/ script shares: its flags, the refusal to overwrite, and writing the
-figure (PNG, PDF) with its JSON sidecar whole or not at all."""
+"""What every experiments/ script shares: its flags, checked before anything runs; the refusal to
+overwrite; Ctrl-C ending with exit status 130 and one line; and the figure (PNG, PDF) with its
+JSON sidecar written as one set, whole or not at all."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable, Optional
 
-from gradlab.common.files import atomic_write, save_figure, write_json
+from gradlab.cli.args import Parser
+from gradlab.common.files import atomic_write_set, figure_writers, write_json
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
+#: A script's own check of its parsed flags: the words saying what is wrong, or None.
+Check = Callable[[argparse.Namespace], Optional[str]]
 
-def start(name: str, doc: str, argv=None, extra=None) -> argparse.Namespace:
-    """Parse the flags (``extra(parser)`` adds a script's own) and stop with status 2 when ``--out``
+
+class ScriptError(Exception):
+    """A bad flag value or input file: the script stops with status 2 and this one line."""
+
+
+def start(name: str, doc: str, argv=None, extra=None, check: Optional[Check] = None) -> argparse.Namespace:
+    """Parse the flags (``extra(parser)`` adds a script's own), check them (``--out`` must be a
+    directory or absent; ``check(args)`` the script's own), then stop with status 2 when ``--out``
     already holds ``name``.* and --overwrite was not given."""
-    args = parse(doc, argv, extra)
+    args = parse(doc, argv, extra, prog=name)
+    if args.out.exists() and not args.out.is_dir():
+        raise ScriptError(f"argument --out: {args.out} is not a directory")
+    problem = None if check is None else check(args)
+    if problem is not None:
+        raise ScriptError(problem)
     if refuse_overwrite(name, args.out, args.overwrite):
         raise SystemExit(2)
     return args
 
 
-def parse(doc: str, argv=None, extra=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+def parse(doc: str, argv=None, extra=None, prog: Optional[str] = None) -> argparse.Namespace:
+    p = Parser(prog=prog, description=doc.splitlines()[0])  # a bad flag: one line, status 2
     p.add_argument("--smoke", action="store_true", help="a tiny run that takes seconds")
     p.add_argument("--out", type=Path, default=FIGURES, help=f"where the files go (default: {FIGURES})")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
@@ -36,6 +52,17 @@ def parse(doc: str, argv=None, extra=None) -> argparse.Namespace:
     return args
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
 def refuse_overwrite(name: str, out: Path, overwrite: bool) -> bool:
     """True (after saying why) when ``out`` already holds ``name``.* and --overwrite was not given."""
     out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +73,19 @@ def refuse_overwrite(name: str, out: Path, overwrite: bool) -> bool:
 
 
 def write_outputs(name: str, out: Path, fig, data: dict, overwrite: bool) -> None:
-    json_path = atomic_write(out / f"{name}.json", lambda p: write_json(p, data), overwrite=overwrite)
-    for path in (*save_figure(fig, out / name, overwrite=overwrite), json_path):
+    """``name``.png, .pdf and .json under ``out``, the three appearing together or not at all."""
+    writers = {**figure_writers(fig, out / name), out / f"{name}.json": lambda p: write_json(p, data)}
+    for path in atomic_write_set(writers, overwrite=overwrite):
         print(path)
+
+
+def run(name: str, main: Callable[[], int]) -> int:
+    """``main()``'s exit status; a ScriptError is one line and status 2, Ctrl-C one line and 130."""
+    try:
+        return main()
+    except ScriptError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; no partial figure set was written", file=sys.stderr)
+        return 130

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import start, write_outputs  # noqa: E402
+from _common import run, start, write_outputs  # noqa: E402
 
 from gradlab.analysis.pipeline import AnalyzeConfig, analyze  # noqa: E402
 from gradlab.runs.analysis_run import analysis_figure, summary  # noqa: E402
@@ -35,4 +35,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(NAME, main))

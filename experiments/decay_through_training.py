@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import start, write_outputs  # noqa: E402
+from _common import run, start, write_outputs  # noqa: E402
 
 from gradlab.tasks.weights import load_checkpoint  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure  # noqa: E402
@@ -95,7 +95,11 @@ def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoints", type=Path, default=None,
                        help="nndl_memory.py's --checkpoints directory: reuse its digit-sum models")
-    args = start(NAME, __doc__, argv, extra)
+    def check(args):
+        if args.checkpoints is not None and not args.checkpoints.is_dir():
+            return f"argument --checkpoints: {args.checkpoints} is not a directory (nndl_memory.py --checkpoints DIR writes one)"
+        return None
+    args = start(NAME, __doc__, argv, extra, check)
     plans = SMOKE if args.smoke else {"digit-sum": DIGIT_SUM, "adding": ADDING}
     data = {"configs": {k: asdict(v) for k, v in plans.items()}, "runs": {}}
     for task, base in plans.items():
@@ -112,4 +116,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(NAME, main))

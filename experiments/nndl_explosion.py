@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import start, write_outputs  # noqa: E402
+from _common import run, start, write_outputs  # noqa: E402
 
 from gradlab.plots.style import new_figure  # noqa: E402
 from gradlab.plots.training import BOOK_NAMES, draw_gradient_norms  # noqa: E402
@@ -56,4 +56,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(NAME, main))

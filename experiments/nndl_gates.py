@@ -21,7 +21,7 @@ import seaborn as sns
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import start, write_outputs  # noqa: E402
+from _common import ScriptError, run, start, write_outputs  # noqa: E402
 
 import gradlab  # noqa: E402
 from gradlab.tasks.weights import load_checkpoint  # noqa: E402
@@ -51,13 +51,19 @@ def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoint", type=Path, default=None,
                        help="a trained length-10 digit-sum LSTM (gradlab train or nndl_memory.py --checkpoints)")
-    args = start(NAME, __doc__, argv, extra)
+    def check(args):
+        if args.checkpoint is not None and not args.checkpoint.is_file():
+            return f"argument --checkpoint: no such file: {args.checkpoint}"
+        return None
+    args = start(NAME, __doc__, argv, extra, check)
     if args.checkpoint is not None:
-        problem, config, info = load_checkpoint(args.checkpoint)
+        try:
+            problem, config, info = load_checkpoint(args.checkpoint)
+        except (OSError, ValueError) as exc:
+            raise ScriptError(f"argument --checkpoint: {exc}") from None
         if config["model"] != "lstm" or config["task"] != "digit-sum":
-            print(f"{NAME}: {args.checkpoint} holds a {config['model']} on {config['task']}, not a digit-sum LSTM",
-                  file=sys.stderr)
-            return 2
+            raise ScriptError(f"argument --checkpoint: {args.checkpoint} holds a {config['model']} on "
+                              f"{config['task']}, not a digit-sum LSTM")
         source = {"checkpoint": str(args.checkpoint), "config": config, "info": info}
     else:
         cfg = SMOKE if args.smoke else BOOK
@@ -82,4 +88,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(NAME, main))

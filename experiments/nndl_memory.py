@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import start, write_outputs  # noqa: E402
+from _common import positive_int, run, start, write_outputs  # noqa: E402
 
 from gradlab.tasks.weights import save_checkpoint  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, new_figure  # noqa: E402
@@ -60,14 +60,14 @@ def figure(rows: list[dict], models, lengths):
 
 def main(argv=None) -> int:
     def extra(p):
-        p.add_argument("--jobs", type=int, default=1, help="training runs in parallel (one per core)")
+        p.add_argument("--jobs", type=positive_int, default=1, help="training runs in parallel (one per core)")
         p.add_argument("--checkpoints", type=Path, default=None, help="also save each trained model here")
     args = start(NAME, __doc__, argv, extra)
     plan = SMOKE if args.smoke else FULL
     if args.checkpoints is not None:
         args.checkpoints.mkdir(parents=True, exist_ok=True)
     configs = [replace(plan["config"], model=m, length=L) for m in plan["models"] for L in plan["lengths"]]
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_one, cfg, args.checkpoints) for cfg in configs]
         rows = [f.result() for f in tqdm(futures, desc=NAME, unit="run", disable=args.smoke)]
     print("| L | " + " | ".join(MODEL_LABELS[m] for m in plan["models"]) + " |")
@@ -82,4 +82,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(NAME, main))

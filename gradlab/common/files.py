@@ -13,7 +13,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,11 +104,60 @@ def atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool = Fa
     return path
 
 
-def save_figure(fig, stem: Path, overwrite: bool = False) -> list[Path]:
-    """Write a matplotlib figure as ``stem.png`` and ``stem.pdf``, each whole or not at all."""
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C (SIGINT) held back until the block ends, then raised as KeyboardInterrupt. Only the
+    main thread receives signals; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def atomic_write_set(writers: dict[Path, Callable[[Path], None]], overwrite: bool = False) -> list[Path]:
+    """Write several files as one set: each ``write(tmp)`` to a temporary file beside its path, then
+    all renamed into place with Ctrl-C held back, so the set appears complete or not at all.
+
+    Without ``overwrite`` any existing path raises FileExistsError before anything is written.
+    """
+    paths = [Path(p) for p in writers]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); not overwriting")
+    temps: dict[Path, Path] = {}
+    try:
+        for path, write in zip(paths, writers.values()):
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+            os.close(fd)
+            temps[path] = Path(tmp)
+            write(Path(tmp))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
+        with interrupts_held():
+            for path, tmp in temps.items():
+                os.replace(tmp, path)
+            temps.clear()
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return paths
+
+
+def figure_writers(fig, stem: Path) -> dict[Path, Callable[[Path], None]]:
+    """What writes a matplotlib figure as ``stem.png`` and ``stem.pdf`` (for :func:`atomic_write_set`)."""
     stem = Path(stem)
-    return [atomic_write(stem.with_suffix(f".{fmt}"), lambda p, f=fmt: fig.savefig(p, format=f), overwrite)
-            for fmt in ("png", "pdf")]
+    return {stem.with_suffix(f".{fmt}"): (lambda p, f=fmt: fig.savefig(p, format=f)) for fmt in ("png", "pdf")}
+
+
+def save_figure(fig, stem: Path, overwrite: bool = False) -> list[Path]:
+    """Write a matplotlib figure as ``stem.png`` and ``stem.pdf``, the pair whole or not at all."""
+    return atomic_write_set(figure_writers(fig, stem), overwrite)
 
 
 def json_ready(value):

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from gradlab.common.files import atomic_write, check_writable, fresh_run_dir, write_json
+from gradlab.common.files import (atomic_write, atomic_write_set, check_writable, fresh_run_dir, interrupts_held,
+                                  write_json)
 
 
 def test_each_run_gets_a_fresh_directory(tmp_path):
@@ -55,3 +56,30 @@ def test_check_writable_names_the_problem(tmp_path):
     with pytest.raises(OSError):
         check_writable(f / "sub")
     check_writable(tmp_path / "new" / "dir")
+
+
+def test_a_file_set_is_written_whole_or_not_at_all(tmp_path):
+    def fails(path):
+        raise RuntimeError("disk full")
+    writers = {tmp_path / "a.json": lambda p: p.write_text("{}"), tmp_path / "b.png": fails}
+    with pytest.raises(RuntimeError):
+        atomic_write_set(writers)
+    assert list(tmp_path.iterdir()) == []
+    ok = {tmp_path / "a.json": lambda p: p.write_text("{}"), tmp_path / "b.png": lambda p: p.write_bytes(b"x")}
+    assert atomic_write_set(ok) == list(ok)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.png"]
+    with pytest.raises(FileExistsError):
+        atomic_write_set({tmp_path / "c.txt": lambda p: p.write_text("c"), tmp_path / "b.png": lambda p: None})
+    assert not (tmp_path / "c.txt").exists()
+
+
+def test_ctrl_c_is_held_back_until_the_renames_are_done(tmp_path):
+    import os
+    import signal
+
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            (tmp_path / "done").write_text("the block ran to its end")
+    assert (tmp_path / "done").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

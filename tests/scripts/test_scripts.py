@@ -77,3 +77,55 @@ def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curv
             assert reused[f"digit-sum/{model}"]["log10_mean_grad_h"][when] == pytest.approx(
                 fresh[f"digit-sum/{model}"]["log10_mean_grad_h"][when], abs=1.2e-7)
     assert reused["digit-sum/gru"]["source"] == "trained here"
+
+
+@pytest.mark.parametrize("script,args,fragment", [
+    ("decay_at_init", ["--out", "/dev/null"], "argument --out: /dev/null is not a directory"),
+    ("nndl_gates", ["--checkpoint", "/nonexistent.pt"], "argument --checkpoint: no such file: /nonexistent.pt"),
+    ("nndl_gates", ["--checkpoint", "corrupt.pt"], "argument --checkpoint: corrupt.pt: not a gradlab checkpoint"),
+    ("nndl_memory", ["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
+    ("nndl_memory", ["--jobs", "-3"], "argument --jobs: expected an integer >= 1, got -3"),
+    ("decay_through_training", ["--checkpoints", "/nonexistent"], "argument --checkpoints: /nonexistent is not a directory"),
+    ("nndl_explosion", ["--frobnicate"], "unrecognized arguments: --frobnicate"),
+])
+def test_bad_script_flags_exit_2_with_one_line_and_write_nothing(script, args, fragment, tmp_path):
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    out_args = [] if "--out" in args else ["--out", str(out)]
+    proc = run(ROOT / "experiments" / f"{script}.py", *out_args, *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_the_examples_refuse_unknown_flags():
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "lstm_homework.py"), "--bogus"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+
+
+def test_ctrl_c_while_writing_the_figures_leaves_no_partial_set_and_exits_130(tmp_path, monkeypatch, capsys):
+    """The PDF's save is interrupted after the PNG and the JSON were written: none of the three remains."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    spec = importlib.util.spec_from_file_location("decay_at_init_under_test", ROOT / "experiments" / "decay_at_init.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    import _common
+    from gradlab.common import files
+
+    real = files.figure_writers
+
+    def interrupted_pdf(fig, stem):
+        writers = real(fig, stem)
+        def ctrl_c(path):
+            raise KeyboardInterrupt
+        return {p: (ctrl_c if p.suffix == ".pdf" else w) for p, w in writers.items()}
+
+    monkeypatch.setattr(_common, "figure_writers", interrupted_pdf)
+    code = _common.run("decay_at_init", lambda: script.main(["--smoke", "--out", str(tmp_path)]))
+    assert code == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["decay_at_init: interrupted; no partial figure set was written"]
+    assert list(tmp_path.iterdir()) == []  # nor any temporary file
