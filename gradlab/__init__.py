@@ -9,12 +9,15 @@ Conventions: inside every result time is the leading axis ([T, B, …]); numbers
 dtype and device, shaped like what they are the gradient of.
 """
 
+import importlib
+
 from gradlab.analysis.jacobians import JacobianSpectra, jacobian_spectra
 from gradlab.analysis.metrics import (DecayFit, DecayProfile, Horizon, decay_of, decay_profile, distance_profile,
                                       fit_decay, horizon)
 from gradlab.analysis.pipeline import Analysis, AnalyzeConfig, analyze
 from gradlab.analysis.theory import lyapunov_exponents, pascanu_bound
 from gradlab.analysis.verification import VerifyConfig, verify
+from gradlab.common.files import save_figure
 from gradlab.common.versions import gradlab_version
 from gradlab.engine.bptt import bptt, tapes
 from gradlab.engine.checkpointed import checkpointed_norms
@@ -32,6 +35,16 @@ from gradlab.watch.steps import StepTraces
 
 __version__ = gradlab_version()
 
+#: Figures, imported on first use so that ``import gradlab`` (the engine) does not load matplotlib.
+FIGURES = {"decay_figure": "gradlab.plots.decay", "training_figure": "gradlab.plots.training",
+           "step_decay_figure": "gradlab.plots.watch", "decay_through_training_figure": "gradlab.plots.watch"}
+
+
+def __getattr__(name: str):
+    if name in FIGURES:
+        return getattr(importlib.import_module(FIGURES[name]), name)
+    raise AttributeError(f"module 'gradlab' has no attribute {name!r}")
+
 __all__ = [
     # models
     "SRN", "LSTM", "GRU", "RecurrentModel", "HookPoint", "attached", "hook_points", "initialise",
@@ -43,6 +56,8 @@ __all__ = [
     "decay_of", "fit_decay", "horizon",
     "DecayProfile", "DecayFit", "Horizon", "pascanu_bound", "lyapunov_exponents", "jacobian_spectra",
     "JacobianSpectra",
+    # figures (matplotlib Figures from results, never from a model)
+    "decay_figure", "training_figure", "step_decay_figure", "decay_through_training_figure", "save_figure",
     # watch
     "watch", "Watch", "StepTraces", "load_watch",
     # training

@@ -27,3 +27,12 @@ def test_the_readme_teaches_only_public_names():
     taught = set(re.findall(r"gradlab\.([A-Za-z_][A-Za-z_0-9]*)", README))
     assert taught <= set(gradlab.__all__) | {"Trace"}, taught - set(gradlab.__all__)
     assert "from gradlab." not in README
+
+
+def test_the_engine_loads_without_matplotlib_and_the_figures_load_on_first_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, gradlab; assert 'matplotlib' not in sys.modules; "
+            "from gradlab.plots.decay import decay_figure; assert gradlab.decay_figure is decay_figure")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

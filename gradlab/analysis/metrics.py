@@ -33,6 +33,8 @@ class DecayProfile:
     mean: batch mean of the plain per-sample norms (0.0 or inf where the run's dtype under- or overflows)
     log10_mean: log10 of the batch mean of the true norms (exact, from the log-domain norms)
     log10_lo, log10_hi: the BAND_PERCENTILES of the per-sample log10 norms
+    subnormal: True where some sample's plain norm lies below the run's normal range (0 < norm <
+        the dtype's smallest normal number: its digits are partly lost), when that range was given
     """
 
     distance: np.ndarray
@@ -40,11 +42,13 @@ class DecayProfile:
     log10_mean: np.ndarray
     log10_lo: np.ndarray
     log10_hi: np.ndarray
+    subnormal: Optional[np.ndarray] = None
 
     @cached_property
     def status(self) -> np.ndarray:
-        """[K] "ok", "underflow" (the plain mean is 0.0) or "overflow" (inf)."""
-        return status_of(self.mean)
+        """[K] "ok", "underflow" (the plain mean is 0.0), "overflow" (inf) or "subnormal" (some
+        sample's plain norm has lost precision below the dtype's normal range)."""
+        return status_of(self.mean, self.subnormal)
 
 
 def log10_batch_mean(log10_norms: np.ndarray) -> np.ndarray:
@@ -54,10 +58,12 @@ def log10_batch_mean(log10_norms: np.ndarray) -> np.ndarray:
 
 
 def decay_profile(log10_norms: np.ndarray, plain_norms: Optional[np.ndarray] = None,
-                  loss_step: Optional[int] = None) -> DecayProfile:
+                  loss_step: Optional[int] = None, smallest_normal: Optional[float] = None) -> DecayProfile:
     """log10_norms, plain_norms: [T, B], time in forward order → profile over distance 0..t_loss.
 
     plain_norms defaults to 10^log10_norms in float64. loss_step defaults to the last step, T − 1.
+    smallest_normal: the run dtype's (``trace.smallest_normal``); plain norms between 0 and it are
+    marked ``subnormal``.
     """
     log10_norms = np.asarray(log10_norms, dtype=np.float64)
     if plain_norms is None:
@@ -71,7 +77,8 @@ def decay_profile(log10_norms: np.ndarray, plain_norms: Optional[np.ndarray] = N
     with np.errstate(invalid="ignore", over="ignore"):  # a plain mean may overflow to inf
         lo, hi = np.percentile(back, BAND_PERCENTILES, axis=1)
         mean = back_plain.mean(axis=1)
-    return DecayProfile(np.arange(t_loss + 1), mean, log10_batch_mean(back), lo, hi)
+    subnormal = None if smallest_normal is None else ((back_plain > 0) & (back_plain < smallest_normal)).any(axis=1)
+    return DecayProfile(np.arange(t_loss + 1), mean, log10_batch_mean(back), lo, hi, subnormal)
 
 
 def distance_profile(log10_norms: np.ndarray, lengths: np.ndarray, direction: int = 0) -> DecayProfile:

@@ -173,7 +173,7 @@ def analyze_problem(problem: SequenceProblem, inputs: torch.Tensor, targets: tor
         return result
     result.predictions = predictions(problem.model, input_fn(0, min(cfg.length, LYAPUNOV_STEPS)), forget)
     for name in trace.names:
-        prof = decay_profile(trace.log10_grad_norms(name), trace.grad_norms(name))
+        prof = decay_profile(trace.log10_grad_norms(name), trace.grad_norms(name), smallest_normal=trace.smallest_normal)
         result.profiles[name] = prof
         result.fits[name] = fit_decay(prof)
         result.horizons[name] = horizon(prof)

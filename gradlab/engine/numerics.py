@@ -9,12 +9,12 @@ inf (or NaN, which in a backward pass comes from inf·0 or inf − inf, i.e. fro
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
-OK, UNDERFLOW, OVERFLOW = "ok", "underflow", "overflow"
+OK, UNDERFLOW, OVERFLOW, SUBNORMAL = "ok", "underflow", "overflow", "subnormal"
 
 
 def stable_norm(g: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -33,10 +33,14 @@ def stable_norm(g: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.nan_to_num(norm, nan=float("inf"), posinf=float("inf"))
 
 
-def status_of(values: np.ndarray) -> np.ndarray:
-    """Per-value status of non-negative magnitudes: "underflow" (0.0), "overflow" (inf), or "ok"."""
+def status_of(values: np.ndarray, subnormal: Optional[np.ndarray] = None) -> np.ndarray:
+    """Per-value status of non-negative magnitudes: "underflow" (0.0), "overflow" (inf),
+    "subnormal" where ``subnormal`` marks a value computed from numbers below the dtype's normal
+    range (precision lost: up to tenths of a decade), or "ok"."""
     values = np.asarray(values, dtype=float)
     out = np.full(values.shape, OK, dtype=object)
+    if subnormal is not None:
+        out[np.asarray(subnormal, dtype=bool)] = SUBNORMAL
     out[values == 0.0] = UNDERFLOW
     out[~np.isfinite(values)] = OVERFLOW
     return out

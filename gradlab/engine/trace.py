@@ -96,6 +96,12 @@ class Trace:
         return tuple(self.norms)
 
     @property
+    def smallest_normal(self) -> float:
+        """The run dtype's smallest normal number (float32: 1.2e-38): plain norms below it are
+        subnormal, their precision partly lost."""
+        return float(torch.finfo(getattr(torch, self.meta.get("dtype", "float32"))).tiny)
+
+    @property
     def num_layers(self) -> int:
         return self.explicit_norms.shape[0]
 

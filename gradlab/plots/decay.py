@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gradlab.analysis.metrics import BAND_PERCENTILES, DecayFit, DecayProfile
-from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure
+from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, figure_title, log10_axis_powers_of_ten, new_figure
 
 STATE_TITLES = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\partial c_t\|$"}
 PANEL_TITLES = {"h": "hidden state $h_t$", "c": "cell state $c_t$ (LSTM)"}
@@ -67,7 +67,7 @@ def decay_figure(
         ax.set_xlim(0, max(len(p[state].distance) - 1 for p in profiles.values() if state in p) or 1)
         ax.legend(loc="best", fontsize=8)
     note = f"line: batch mean of per-sample norms; band: {lo_pct:g}th–{hi_pct:g}th percentile over the batch"
-    fig.suptitle(f"{title}\n{note}" if title else note, fontsize=10)
+    figure_title(fig, f"{title}\n{note}" if title else note)
     return fig
 
 

@@ -3,6 +3,8 @@ values labelled in powers of ten. (Saving a figure whole is ``gradlab.common.fil
 
 from __future__ import annotations
 
+import textwrap
+
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -24,6 +26,18 @@ def new_figure(ncols: int = 1, width_per_panel: float = 5.0, height: float = 3.8
         fig = Figure(figsize=(width_per_panel * ncols, height), layout="constrained")
         axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, list(axes)
+
+
+#: Characters of a 10-point title per inch of figure width (DejaVu Sans averages ~0.55 em a character).
+TITLE_CHARS_PER_INCH_AT_10PT = 12.5
+
+
+def figure_title(fig: Figure, text: str, fontsize: float = 10) -> None:
+    """``fig.suptitle(text)``, each of its lines wrapped to the figure's width so that no word is
+    cut off at the sides (a single-panel figure is only 5 inches wide)."""
+    width = max(20, int(fig.get_figwidth() * TITLE_CHARS_PER_INCH_AT_10PT * 10 / fontsize))
+    lines = [textwrap.fill(line, width) if "$" not in line else line for line in text.splitlines()]
+    fig.suptitle("\n".join(lines), fontsize=fontsize)
 
 
 def log10_axis_powers_of_ten(ax: Axes, axis: str = "y") -> None:

@@ -78,6 +78,7 @@ def summary(analysis: Analysis) -> dict:
                 "horizon": asdict(res.horizons[s]),
                 "steps_underflowed": int(np.sum(prof.mean == 0)),
                 "steps_overflowed": int(np.sum(~np.isfinite(prof.mean))),
+                "steps_subnormal": int(np.sum(prof.status == "subnormal")),
             }
         measured = {f"fitted_{s}": res.fits[s].factor for s in res.fits}
         models[res.kind] = {"loss": res.trace.loss, "loss_is_finite": bool(np.isfinite(res.trace.loss)),
@@ -96,7 +97,8 @@ def summary(analysis: Analysis) -> dict:
             "state": _state_text(cfg),
             "loss": described["loss"],
             "norms": "per-sample L2 norm over hidden units of the total dL/dh_t (dL/dc_t); 'mean' is the batch mean "
-                     "of the norms as the run's dtype holds them (0.0 = underflow, inf = overflow); 'log10_mean' is "
+                     "of the norms as the run's dtype holds them (0.0 = underflow, inf = overflow, 'subnormal' = some "
+                     "norm below the dtype's normal range, its digits partly lost); 'log10_mean' is "
                      "log10 of the batch mean of the true norms, from the log-domain backward pass",
             "engine": first.trace.meta.get("engine", ""),
             "distance": "k = t_loss - t, with t_loss the last step",

@@ -22,7 +22,6 @@ from gradlab.watch.cells import CELLS, CellRecorder, state_tensors
 from gradlab.watch.precision import autocast_on, fused_dtype
 from gradlab.watch.replay import REPLAY_TOLERANCE, Replay, draws_dropout
 from gradlab.watch.rundir import RunDirectory
-from gradlab.watch.tensorboard import TensorBoardSink
 from gradlab.watch.steps import StepTraces
 
 WATCHED = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
@@ -105,7 +104,11 @@ class Watch:
         self.run_dir = None if out is None else RunDirectory(out, list(self.modules) + list(self.cells), every,
                                                             start_step)
         self._unsettled: list[dict] = []  # recorded steps not yet finished (cells, or calls awaiting their backward)
-        self.tensorboard = None if tensorboard is None else TensorBoardSink(tensorboard)
+        self.tensorboard = None
+        if tensorboard is not None:  # imported here: the sink draws figures, and the watch alone needs no matplotlib
+            from gradlab.watch.tensorboard import TensorBoardSink
+
+            self.tensorboard = TensorBoardSink(tensorboard)
         self._open: Optional[dict] = None  # the step whose forward passes have run and whose backward has not
         self._replays: dict[str, Replay] = {}  # the generator state before a recorded fused forward with dropout
         self._handles = [m.register_forward_hook(self._hook(name), with_kwargs=True) for name, m in self.modules.items()]

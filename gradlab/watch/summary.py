@@ -32,7 +32,8 @@ def step_summary(traces: StepTraces) -> dict:
 
     Each entry: "state", "layer", "direction", "distance" [K], "log10_mean" / "log10_lo" / "log10_hi"
     [K] (the batch mean's log10 and the per-sample band; null where the gradient is exactly zero),
-    "status" [K] ("ok", "underflow", "overflow" of the plain values), "decay_factor" per step (null
+    "status" [K] ("ok", "underflow", "overflow" of the plain values; the watch's plain means
+    come from the exact log10 norms in float64, so never "subnormal"), "decay_factor" per step (null
     with "fit_reason" when it cannot be fitted), "log10_per_step", "r_squared", "horizon" (null with
     "horizon_reason"). A cell, recorded by autograd's totals only, has no distance sweep and no entries.
     """

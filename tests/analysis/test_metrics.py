@@ -7,6 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import torch
+
+import gradlab
 from gradlab.analysis.metrics import decay_profile, fit_decay, horizon, log10_batch_mean
 
 
@@ -106,3 +109,22 @@ def test_with_equal_lengths_the_distance_profile_is_the_decay_profile():
     np.testing.assert_allclose(a.log10_mean, b.log10_mean, atol=1e-12)
     np.testing.assert_allclose(a.log10_lo, b.log10_lo)
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)
+
+
+def test_plain_norms_below_the_normal_range_have_their_own_status():
+    """A float32 plain sweep keeps subnormal values: norms there have lost digits and say so."""
+    torch.manual_seed(0)
+    model = gradlab.SRN(2, 16)
+    with torch.no_grad():
+        model.weight_hh_l0.mul_(0.3)
+    x = torch.randn(120, 4, 2)
+    plain = gradlab.record(model, x, lambda out: out[-1].sum(), log_domain=False)
+    exact = gradlab.record(model, x, lambda out: out[-1].sum())
+    norms = plain.grad_norms("h")
+    assert ((norms > 0) & (norms < np.finfo(np.float32).tiny)).any()  # the case exists
+    prof = gradlab.decay_profile(exact.log10_grad_norms("h"), norms, smallest_normal=plain.smallest_normal)
+    subnormal = (prof.mean > 0) & np.array([((norms[::-1][k] > 0) & (norms[::-1][k] < 1.1754944e-38)).any()
+                                            for k in range(len(prof.mean))])
+    np.testing.assert_array_equal(prof.status == "subnormal", subnormal)
+    assert set(prof.status) == {"ok", "subnormal", "underflow"}
+    assert "subnormal" not in set(gradlab.decay_profile(exact.log10_grad_norms("h"), norms).status)  # range not given

@@ -34,6 +34,7 @@ def test_readme_python_examples_run_and_agree(tmp_path, monkeypatch):
     assert repr(trace).startswith("Trace(lstm, layers=2, directions=1, T=200, B=8, H=64")
     again = namespace["gradlab"].Trace.load(tmp_path / "trace.npz")
     assert np.array_equal(again.log10_grad_norms("c", 0), trace.log10_grad_norms("c", 0))
+    assert namespace["fit"].factor is not None and (tmp_path / "decay.png").read_bytes()[:4] == b"\x89PNG"
     w = namespace["w"]
     assert [t.step for t in w.traces] == [0, 10, 20] and w.step == 30
     masked = namespace["lstm"].log10_grad_norms("c", layer=0, direction=1)
