@@ -22,6 +22,7 @@ from _common import run, start, write_outputs  # noqa: E402
 
 from gradlab.plots.style import new_figure  # noqa: E402
 from gradlab.plots.training import BOOK_NAMES, draw_gradient_norms  # noqa: E402
+from gradlab.common.versions import versions  # noqa: E402
 from gradlab.training.loop import TrainConfig, train  # noqa: E402
 
 NAME = "nndl_explosion"
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
         ax.legend(loc="lower left")
         print(f"{text:45s} test accuracy {result.test.value:.3f}")
     fig.suptitle(f"SRN gradient norms on digit-sum (T = {base.length}), SGD lr {base.lr:g}, summed loss (NNDL 6.2)")
-    data = {"config": asdict(base), "parameters": {s: p for p, s in BOOK_NAMES.items()}, "runs": runs,
+    data = {"config": asdict(base), "versions": versions(), "parameters": {s: p for p, s in BOOK_NAMES.items()}, "runs": runs,
             "note": "norms are taken before clipping; b is bias_ih (the book's single bias: bias_hh is frozen at 0)"}
     write_outputs(NAME, args.out, fig, data, args.overwrite)
     return 0

@@ -15,9 +15,11 @@ def gradlab_version() -> str:
 
 
 def versions() -> dict:
-    """{"gradlab", "torch", "numpy", "python", "platform"}."""
+    """{"gradlab", "torch", "numpy", "python", "platform", "torch_threads", "cpu_kernels"}: the last two
+    say which of torch's CPU code paths ran (e.g. "AVX512"), on which float results depend bitwise."""
     import numpy
     import torch
 
     return {"gradlab": gradlab_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform()}
+            "python": sys.version.split()[0], "platform": platform.platform(),
+            "torch_threads": torch.get_num_threads(), "cpu_kernels": torch.backends.cpu.get_cpu_capability()}
