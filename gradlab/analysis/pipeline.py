@@ -96,6 +96,9 @@ class AnalyzeConfig:
             cfg = replace(cfg, **fixed, length=cfg.length or trained["length"],
                           data_dir=cfg.data_dir or trained.get("data_dir"))
         task = TASKS[cfg.task or "digit-sum"]
+        if self.data_dir is not None and task.load is None:  # given by the user for a generated task
+            raise InvalidOption(f"{task.name} is generated from --seed, not read from files (--data is for "
+                                f"{', '.join(t.name for t in TASKS.values() if t.load is not None)})", "data_dir")
         cfg = replace(cfg, models=cfg.models or ("lstm",), hidden=cfg.hidden or 32, layers=cfg.layers or 1,
                       task=task.name, nonlinearity=cfg.nonlinearity or "tanh",
                       length=cfg.length or task.fixed_length or DEFAULT_LENGTH)

@@ -105,6 +105,10 @@ def check_run(cfg: VerifyConfig) -> Iterator[Check]:
         inputs, targets, loss_at = batch["inputs"], batch["targets"], batch["config"]["loss_at"]
     except Exception as exc:  # torch raises many kinds for a damaged file
         raise InvalidOption(f"{run_dir / RUN_BATCH}: not a readable batch file ({type(exc).__name__})", "run_dir") from None
+    drawn_for = tuple(batch["config"].get("models", ()))
+    if drawn_for and set(drawn_for) != set(problems):
+        raise InvalidOption(f"{RUN_MODELS} holds {', '.join(problems)} but {RUN_BATCH} was drawn for "
+                            f"{', '.join(drawn_for)}: the two files come from different runs", "run_dir")
     chosen = cfg.models or tuple(problems)
     absent = [m for m in chosen if m not in problems]
     if absent:

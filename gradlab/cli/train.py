@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gradlab.cli.args import add_config_options, check_device, check_out, config_from_args, usage_error
+from gradlab.cli.args import UsageError, add_config_options, check_device, check_out, config_from_args, usage_error
 from gradlab.common.options import InvalidOption
 from gradlab.training.loop import TrainConfig
 
@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from gradlab.runs.training_run import write_train_run
     from gradlab.training.loop import load_data, train
 
+    if hasattr(args, "clip_norm") and getattr(args, "clip", "none") == "none":  # a flag that would do nothing
+        raise UsageError("argument --clip-norm: applies with --clip global or --clip per-param (no clipping is the default)")
     try:
         cfg = config_from_args(TrainConfig, args).resolved()
         check_device(cfg.device)

@@ -12,7 +12,7 @@ from gradlab.common.files import fresh_run_dir, save_figure, write_json
 from gradlab.common.versions import versions
 from gradlab.plots.training import training_figure
 from gradlab.tasks import TASKS
-from gradlab.tasks.weights import save_checkpoint
+from gradlab.tasks.weights import CHECKPOINT_FILE, save_checkpoint
 from gradlab.training.loop import TrainResult
 
 
@@ -62,7 +62,7 @@ def write_train_run(result: TrainResult, out: Optional[Path] = None) -> Path:
             _write_csv(d / "traces.csv", ["step", "state", "distance", "log10_mean_grad_norm"],
                        ((tr["step"], s, k, v) for tr in result.traces for s, vals in tr["profile"].items()
                         for k, v in enumerate(vals)))
-        save_checkpoint(d / "checkpoint.pt", result.problem, asdict(cfg),
+        save_checkpoint(d / CHECKPOINT_FILE, result.problem, asdict(cfg),
                         {"step": result.best_step, "dev": asdict(result.best_dev) if result.best_dev else None})
         metric = TASKS[cfg.task].metric
         title = f"{cfg.model.upper()} on {cfg.task}, T = {cfg.length}, H = {cfg.hidden}, {cfg.optimizer} lr {cfg.lr:g}, clip {cfg.clip}"

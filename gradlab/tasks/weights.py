@@ -71,8 +71,18 @@ def save_checkpoint(path: Path, problem: SequenceProblem, config: dict[str, Any]
     return _save(path, payload, overwrite)
 
 
+#: The checkpoint's name inside a ``gradlab train`` run directory.
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
 def load_checkpoint(path: Path, device: str = "cpu") -> tuple[SequenceProblem, dict[str, Any], dict[str, Any]]:
-    """(problem with the saved weights, training config, info) from a file ``save_checkpoint`` wrote."""
+    """(problem with the saved weights, training config, info) from a file ``save_checkpoint`` wrote,
+    or from the ``gradlab train`` run directory that holds it."""
+    if Path(path).is_dir():
+        if not (Path(path) / CHECKPOINT_FILE).is_file():
+            raise IsADirectoryError(f"{path} is a directory without {CHECKPOINT_FILE}; pass a gradlab train run "
+                                    f"directory or its {CHECKPOINT_FILE}")
+        path = Path(path) / CHECKPOINT_FILE
     payload = _load(path, CHECKPOINT, "checkpoint")
     return rebuild(payload, device), payload["config"], payload["info"]
 

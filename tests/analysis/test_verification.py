@@ -55,3 +55,33 @@ def test_verify_on_a_directory_that_is_not_a_run_exits_2(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is not a gradlab analyze run" in err and len(err.strip().splitlines()) == 1
+
+
+def _analyze_run(out, model: str):
+    assert main(["analyze", "--model", model, "--len", "6", "--batch", "2", "--hidden", "4", "--out", str(out),
+                 "--quiet"]) == 0
+    (run,) = [p for p in out.iterdir() if not p.name.startswith(".")]
+    return run
+
+
+@pytest.mark.parametrize("damage,fragment", [
+    ("corrupt models", "models.pt: not a gradlab problem set"),
+    ("empty batch", "batch.pt: not a readable batch file (EOFError)"),
+    ("models of another run", "models.pt holds gru but batch.pt was drawn for srn: the two files come from different runs"),
+    ("a model the run lacks", "--model: the run has srn, not lstm"),
+])
+def test_verify_on_a_damaged_or_mixed_run_exits_2_with_one_line(damage, fragment, tmp_path, capsys):
+    run = _analyze_run(tmp_path / "a", "srn")
+    argv = ["verify", str(run)]
+    if damage == "corrupt models":
+        (run / "models.pt").write_bytes(b"garbage")
+    elif damage == "empty batch":
+        (run / "batch.pt").write_bytes(b"")
+    elif damage == "models of another run":
+        (run / "models.pt").write_bytes((_analyze_run(tmp_path / "b", "gru") / "models.pt").read_bytes())
+    else:
+        argv += ["--model", "lstm"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

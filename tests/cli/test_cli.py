@@ -112,6 +112,8 @@ def test_underflow_is_reported_as_such_never_nan(tmp_path, capsys):
     (["--len", "99999999999999", "--hidden", "4", "--batch", "1"], "--len: the run needs at least 5.0 PiB of memory; "
                                                                     "this machine has"),
     (["--hidden", "1000000000"], "--hidden: the run needs at least"),
+    (["--task", "adding", "--data", "."], "--data: adding is generated from --seed, not read from files (--data is for "
+                                          "mnist-rows, digits-rows)"),
     (["--loss-at", "middle"], "--loss-at: invalid choice"),
     (["--dtype", "float16"], "--dtype: invalid choice"),
     (["--device", "tpu"], "--device: invalid choice"),
@@ -128,6 +130,8 @@ def test_bad_flags_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
     (["--len", "100000000000"], "--len: the run needs at least"),
     (["--hidden", "100000000"], "--hidden: the run needs at least"),
     (["--seed", "18446744073709551616"], "--seed: expected an integer from 0 to"),
+    (["--clip-norm", "3"], "--clip-norm: applies with --clip global or --clip per-param"),
+    (["--clip", "none", "--clip-norm", "3"], "--clip-norm: applies with --clip global or --clip per-param"),
 ])
 def test_train_refuses_what_cannot_fit_or_seed_before_allocating(argv, fragment, capsys, tmp_path):
     assert exit_code(["train", "--out", str(tmp_path), *argv]) == 2
