@@ -38,7 +38,8 @@ def start(name: str, doc: str, argv=None, extra=None, check: Optional[Check] = N
 
 
 def parse(doc: str, argv=None, extra=None, prog: Optional[str] = None) -> argparse.Namespace:
-    p = Parser(prog=prog, description=doc.splitlines()[0])  # a bad flag: one line, status 2
+    first_paragraph = " ".join(doc.split("\n\n")[0].split())
+    p = Parser(prog=prog, description=first_paragraph)  # a bad flag: one line, status 2
     p.add_argument("--smoke", action="store_true", help="a tiny run that takes seconds")
     p.add_argument("--out", type=Path, default=FIGURES, help=f"where the files go (default: {FIGURES})")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")

@@ -129,3 +129,11 @@ def test_ctrl_c_while_writing_the_figures_leaves_no_partial_set_and_exits_130(tm
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["decay_at_init: interrupted; no partial figure set was written"]
     assert list(tmp_path.iterdir()) == []  # nor any temporary file
+
+
+@pytest.mark.parametrize("script", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+def test_help_states_the_scripts_whole_first_paragraph(script):
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    doc = script.read_text().split('"""')[1]
+    assert " ".join(doc.split("\n\n")[0].split()) in " ".join(proc.stdout.split())
