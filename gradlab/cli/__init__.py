@@ -10,10 +10,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from gradlab.cli import analyze, data, train, verify, watch_figures
+from gradlab.cli import analyze, data, report, train, verify, watch_figures
 from gradlab.cli.args import USAGE_ERROR, Parser, UsageError
 
-COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify, "watch-figures": watch_figures}
+COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify, "watch-figures": watch_figures,
+            "report": report}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -81,3 +81,29 @@ def _mark_trouble(ax, prof: DecayProfile, color, dtype: str) -> None:
             ax.annotate(f"{dtype + ' ' if dtype else ''}{text} ({word}) from k = {k}", xy=(k, 0.02),
                         xycoords=ax.get_xaxis_transform(), xytext=(3, 0), textcoords="offset points",
                         fontsize=7, color=color, rotation=90, va="bottom")
+
+
+def explicit_and_total_figure(distance: np.ndarray, log10_total: Mapping[str, np.ndarray],
+                              log10_explicit: Mapping[str, np.ndarray], title: str = "") -> Figure:
+    """Per model: the total ∂L/∂h_t (line) beside the explicit part ∂⁺L/∂h_t, the gradient that
+    reaches h_t from the loss directly (dots; none where the loss does not read step t), both as log10
+    of the batch mean against distance [K]. An exact zero (−inf) is not drawn."""
+    fig, (ax,) = new_figure()
+    finite = lambda v: np.where(np.isfinite(v), v, np.nan)  # noqa: E731
+    for model, total in log10_total.items():
+        color = MODEL_COLORS[model]
+        ax.plot(distance, finite(np.asarray(total, dtype=float)), color=color, lw=1.6,
+                label=rf"{MODEL_LABELS[model]}: total $\partial L/\partial h_t$")
+        explicit = finite(np.asarray(log10_explicit[model], dtype=float))
+        if np.isfinite(explicit).any():
+            ax.plot(distance, explicit, "o", color=color, ms=4, mfc="none",
+                    label=rf"{MODEL_LABELS[model]}: explicit $\partial^+ L/\partial h_t$")
+    log10_axis_powers_of_ten(ax, "y")
+    ax.set_xlabel("distance from the step the loss reads, $k = t_{loss} - t$ (steps)")
+    ax.set_ylabel(r"$\|\partial L/\partial h_t\|$ (batch mean)")
+    if len(distance) == 1:
+        ax.set_xlim(-0.5, 0.5)
+    if ax.get_lines():
+        ax.legend(loc="best", fontsize=8)
+    figure_title(fig, title or "total gradient and the part the loss gives each step directly")
+    return fig

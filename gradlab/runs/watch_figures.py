@@ -13,8 +13,9 @@ from gradlab.watch.rundir import load_watch
 from gradlab.watch.tensorboard import curves
 
 
-def write_watch_figures(run_dir: Path, out: Path) -> Path:
-    """Draw every curve of the watch run in ``run_dir`` into a fresh directory under ``out``."""
+def watch_series(run_dir: Path) -> dict[str, dict]:
+    """Per curve ("module/h/layer0[/reverse]"): {"steps", "profiles" (DecayProfile per recorded step,
+    against the distance from each sample's last step), "fits" ({"factor", "horizon"} per step)}."""
     steps = load_watch(run_dir)
     series: dict[str, dict] = {}
     for traces in steps:
@@ -27,6 +28,12 @@ def write_watch_figures(run_dir: Path, out: Path) -> Path:
                 entry["steps"].append(traces.step)
                 entry["profiles"].append(profile)
                 entry["fits"].append({"factor": fit.factor, "horizon": hz.distance})
+    return series
+
+
+def write_watch_figures(run_dir: Path, out: Path) -> Path:
+    """Draw every curve of the watch run in ``run_dir`` into a fresh directory under ``out``."""
+    series = watch_series(run_dir)
     with fresh_run_dir(Path(out), f"figures-{Path(run_dir).name}") as run:
         for label, entry in series.items():
             stem = label.replace("/", "_")

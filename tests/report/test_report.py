@@ -1,0 +1,134 @@
+"""gradlab report: every figure with its files, one self-contained page, opened in a real browser."""
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import gradlab
+from gradlab.cli import main
+
+SMALL_TRAIN = ["--len", "6", "--hidden", "6", "--steps", "6", "--batch", "4", "--sizes", "16,8,8", "--eval-every", "3",
+               "--trace-every", "3", "--trace-batch", "4", "--quiet"]
+
+
+def only_dir(path: Path) -> Path:
+    (found,) = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return found
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One run of each kind: analyze (two models), train (LSTM, traced), watch (a bidirectional LSTM)."""
+    root = tmp_path_factory.mktemp("runs")
+    assert main(["analyze", "--model", "srn,lstm", "--len", "12", "--batch", "4", "--hidden", "6",
+                 "--out", str(root / "a"), "--quiet"]) == 0
+    assert main(["train", "--model", "lstm", *SMALL_TRAIN, "--out", str(root / "t")]) == 0
+    torch.manual_seed(0)
+    rnn = torch.nn.LSTM(3, 5, bidirectional=True)
+    with gradlab.watch(rnn, out=root / "w"):
+        for _ in range(2):
+            out, _ = rnn(torch.randn(7, 2, 3))
+            out[-1].sum().backward()
+    return [only_dir(root / k) for k in ("a", "t", "w")]
+
+
+@pytest.fixture(scope="module")
+def report(runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    assert main(["report", *map(str, runs), "--out", str(out), "--quiet"]) == 0
+    return only_dir(out)
+
+
+def test_every_figure_is_written_as_png_pdf_and_json_and_the_page_embeds_them(report, runs):
+    pngs = sorted(report.glob("*.png"))
+    assert len(pngs) >= 7  # analyze: decay, explicit; train: training, h and c heatmaps; watch: curves, heatmap ×2
+    for png in pngs:
+        assert png.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+        sidecar = json.loads(png.with_suffix(".json").read_text())
+        assert sidecar["caption"] and sidecar["run"]
+    page = (report / "report.html").read_text()
+    assert page.count('<img ') == len(pngs) and page.count('src="data:image/png;base64,') == len(pngs)
+    assert not re.search(r'(?:src|href)="(?!data:)', page) and "http://" not in page and "https://" not in page
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    factor = summary["models"]["lstm"]["gradients"]["h"]["decay_factor_per_step"]["factor"]
+    assert f"{factor:.4g}" in page  # the table shows the run's own fitted factor
+    assert {r["kind"] for r in json.loads((report / "report.json").read_text())["runs"]} == {"analyze", "train", "watch"}
+
+
+def _chromium():
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser and driver:
+        return browser, driver
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI must test the report in Chromium: .ci/run installs Debian's chromium and chromium-driver")
+    pytest.skip("no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)")
+
+
+def test_the_page_opens_in_headless_chromium_with_every_image_loaded_and_nothing_fetched(report, tmp_path):
+    browser, driver_path = _chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    drv = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        drv.get((report / "report.html").resolve().as_uri())
+        images = drv.execute_script("return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        assert images and all(done and width > 0 for done, width in images), images
+        fetched = drv.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert [u for u in fetched if not u.startswith("data:")] == []
+        errors = [e for e in drv.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert errors == []
+        shot = tmp_path / "report.png"
+        assert drv.save_screenshot(str(shot)) and shot.read_bytes()[:4] == b"\x89PNG"
+    finally:
+        drv.quit()
+
+
+def test_bad_report_arguments_exit_2_with_one_line(tmp_path, runs, capsys):
+    (tmp_path / "empty").mkdir()
+    for argv, fragment in ((["report", str(tmp_path / "empty")], "not a gradlab run directory"),
+                           (["report", str(tmp_path / "none")], "no such run directory"),
+                           (["report", str(runs[0]), "--quick"], "--quick: applies when no run is given")):
+        capsys.readouterr()
+        assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert fragment in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_second_report_never_overwrites_the_first(runs, tmp_path):
+    for _ in range(2):
+        assert main(["report", str(runs[0]), "--out", str(tmp_path), "--quiet"]) == 0
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 2
+
+
+@pytest.mark.parametrize("case", ["all zero", "underflowed", "single step"])
+def test_the_new_figure_draws_synthetic_data_of_every_kind(case):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from gradlab.plots.decay import explicit_and_total_figure
+
+    K = 1 if case == "single step" else 30
+    distance = np.arange(K)
+    total = {"all zero": np.full(K, -np.inf), "underflowed": -50.0 * distance, "single step": np.zeros(1)}[case]
+    explicit = np.full(K, -np.inf)
+    explicit[0] = total[0]
+    fig = explicit_and_total_figure(distance, {"lstm": total}, {"lstm": explicit})
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("distance") and "partial" in ax.get_ylabel()
+    drawn = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()])
+    assert not np.isinf(drawn).any()  # an exact zero is left out, never drawn at -inf
