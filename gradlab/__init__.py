@@ -40,6 +40,21 @@ FIGURES = {"decay_figure": "gradlab.plots.decay", "training_figure": "gradlab.pl
            "step_decay_figure": "gradlab.plots.watch", "decay_through_training_figure": "gradlab.plots.watch"}
 
 
+def _show_in_notebooks() -> None:
+    """In a running IPython (Jupyter), Traces, analyses and watch handles display their decay figure."""
+    import sys
+
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    shell = get_ipython() if get_ipython is not None else None
+    if shell is not None and getattr(shell, "display_formatter", None) is not None:
+        from gradlab.plots.notebook import register
+
+        register(shell)
+
+
+_show_in_notebooks()
+
+
 def __getattr__(name: str):
     if name in FIGURES:
         return getattr(importlib.import_module(FIGURES[name]), name)

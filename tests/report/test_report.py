@@ -132,3 +132,28 @@ def test_the_new_figure_draws_synthetic_data_of_every_kind(case):
     assert ax.get_xlabel().startswith("distance") and "partial" in ax.get_ylabel()
     drawn = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()])
     assert not np.isinf(drawn).any()  # an exact zero is left out, never drawn at -inf
+
+
+@pytest.mark.parametrize("case", ["all zero", "underflowed", "single step"])
+def test_the_decay_figures_draw_synthetic_data_of_every_kind(case):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from gradlab.analysis.metrics import DecayProfile, fit_decay
+    from gradlab.plots.decay import decay_figure
+    from gradlab.plots.watch import decay_through_training_figure, step_decay_figure
+
+    K = 1 if case == "single step" else 40
+    log10 = {"all zero": np.full(K, -np.inf), "underflowed": -60.0 * np.arange(K), "single step": np.zeros(1)}[case]
+    with np.errstate(under="ignore"):
+        plain = np.where(log10 < -320, 0.0, 10.0 ** np.maximum(log10, -320))
+    prof = DecayProfile(np.arange(K), plain, log10, log10 - 0.5, log10 + 0.5)
+    fit = fit_decay(prof)
+    for fig in (decay_figure({"gru": {"h": prof}}, {"gru": {"h": fit}}, title=case, dtype="float32"),
+                step_decay_figure({"rnn h, layer 0": prof}, {"rnn h, layer 0": fit}),
+                decay_through_training_figure([0, 10], [log10, log10])):
+        FigureCanvasAgg(fig).draw()  # draws without raising; a -inf is never plotted
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                assert not np.isinf(np.asarray(line.get_ydata(), dtype=float)).any()
+    if case == "all zero":
+        assert fit.factor is None and fit.reason
