@@ -1,4 +1,4 @@
-"""Layer 9, cli — the ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
+"""Layer 10, cli — the ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
 
 One module per command (``add_parser(sub)``, ``run(args)``). Every invalid value ends with exit
 status 2 and one line saying what is wrong and what is allowed; no traceback.

@@ -4,7 +4,6 @@ run first (analyze runs of the three models, short training runs) and reported."
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -13,6 +12,7 @@ from gradlab.common.versions import versions
 from gradlab.report import page
 from gradlab.report.figures import figures_of
 from gradlab.report.sources import Source, read_run
+from gradlab.report.standard import standard_runs
 from gradlab.report.tables import TABLES
 
 REPORT_PAGE = "report.html"
@@ -23,23 +23,6 @@ INTROS = {"analyze": "Per model and state: the fitted decay factor per step, how
                      "one-step contraction along the trajectory; Pascanu: the bound γ·σ_max(W_hh)).",
           "train": "The score on the test set is that of the best dev checkpoint.",
           "watch": "Every recorded step of the user's own training loop, per module, state, layer and direction."}
-
-
-def standard_runs(out: Path, quick: bool, progress: bool) -> list[Path]:
-    """The standard set under ``out``: one analyze run of SRN, LSTM and GRU, and an SRN and an LSTM
-    trained on digit-sum with their decay traced. ``quick``: about a minute on 2 cores."""
-    from gradlab.analysis.pipeline import AnalyzeConfig, analyze
-    from gradlab.runs.analysis_run import write_run
-    from gradlab.runs.training_run import write_train_run
-    from gradlab.training.loop import TrainConfig, train
-
-    runs = [write_run(analyze(AnalyzeConfig(models=("srn", "lstm", "gru"), length=100 if quick else 300, out=str(out)),
-                              progress=progress), out)]
-    base = TrainConfig(task="digit-sum", length=10, steps=300 if quick else 3000, eval_every=50 if quick else 250,
-                       trace_every=50 if quick else 250, out=str(out))
-    for model in ("srn", "lstm"):
-        runs.append(write_train_run(train(replace(base, model=model), progress=progress), out))
-    return runs
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, quick: bool = False, progress: bool = True) -> Path:
@@ -64,5 +47,6 @@ def write_report(run_dirs: Sequence[Path], out: Path, quick: bool = False, progr
                              "config": source.config or {k: v for k, v in source.summary.items() if k != "steps"}})
         write_json(rd.staging / "report.json", {"runs": [{"kind": s.kind, "path": shown(s.path)} for s in sources],
                                                 "versions": versions()})
-        (rd.staging / REPORT_PAGE).write_text(page.render("gradlab report", sections, versions()))
+        text = page.render("gradlab report", sections, versions())
+        (rd.staging / REPORT_PAGE).write_text(text.replace(str(rd.staging), str(rd.final)))  # the paths it will have
     return rd.final

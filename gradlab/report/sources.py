@@ -29,6 +29,7 @@ class Source:
     path: Path
     summary: dict[str, Any]
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # an analyze run of the standard set: spectra, units
 
     @property
     def name(self) -> str:
@@ -65,7 +66,8 @@ def read_run(path: Path) -> Source:
     if (path / "summary.json").is_file():
         summary = _json(path / "summary.json")
         if (path / "trace.csv").is_file():
-            return Source("analyze", path, summary, {"trace": _csv(path / "trace.csv")})
+            extras = {name: _json(path / f"{name}.json") for name in ("spectra", "units") if (path / f"{name}.json").is_file()}
+            return Source("analyze", path, summary, {"trace": _csv(path / "trace.csv")}, extras)
         if (path / "history.csv").is_file():
             names = ("history", "evals", "traces")
             return Source("train", path, summary, {n: _csv(path / f"{n}.csv") for n in names if (path / f"{n}.csv").is_file()})

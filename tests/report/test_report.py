@@ -157,3 +157,27 @@ def test_the_decay_figures_draw_synthetic_data_of_every_kind(case):
                 assert not np.isinf(np.asarray(line.get_ydata(), dtype=float)).any()
     if case == "all zero":
         assert fit.factor is None and fit.reason
+
+
+def test_the_standard_sets_spectra_and_per_unit_gradients_are_drawn_from_what_was_computed(tmp_path):
+    from gradlab.report.standard import SPECTRA, UNITS, write_spectra_and_units
+    from gradlab.runs.analysis_run import write_run
+
+    analysis = gradlab.analyze(gradlab.AnalyzeConfig(models=("srn", "lstm"), length=12, batch=4, hidden=5,
+                                                     out=str(tmp_path / "a")), progress=False)
+    run = write_run(analysis, tmp_path / "a")
+    write_spectra_and_units(analysis, run)
+    spectra = json.loads((run / SPECTRA).read_text())
+    res = analysis.results[1]  # the LSTM, checked against the API directly
+    problem = res.problem.double()
+    x = problem.embed(torch.as_tensor(analysis.inputs))
+    expected = np.log10(gradlab.jacobian_spectra(problem.model, x[:, :4]).largest())
+    np.testing.assert_allclose(np.array(spectra["lstm"]["log10_largest"], dtype=float), expected, rtol=1e-10)
+    units = np.array(json.loads((run / UNITS).read_text())["lstm"]["log10_mean_abs_grad_h"], dtype=float)
+    assert units.shape == (12, 5)
+    assert main(["report", str(run), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    report = only_dir(tmp_path / "r")
+    names = {p.name for p in report.glob("*.png")}
+    assert f"{run.name}_jacobian_spectra.png" in names and f"{run.name}_lstm_units.png" in names
+    drawn = json.loads((report / f"{run.name}_lstm_units.json").read_text())["log10_mean_abs_grad_h"]
+    np.testing.assert_allclose(np.array(drawn, dtype=float), units)
