@@ -47,7 +47,7 @@ def main(argv=None) -> int:
                       "grad_norms": {short: history[f"grad_norm/{p}"] for p, short in BOOK_NAMES.items()}}
         draw_gradient_norms(ax, history, color=None)
         ax.set_title(f"{text}\ntest accuracy {result.test.value:.2f}")
-        ax.legend(loc="lower left")
+        ax.legend(loc="upper right", fontsize=7, ncol=2)
         print(f"{text:45s} test accuracy {result.test.value:.3f}")
     fig.suptitle(f"SRN gradient norms on digit-sum (T = {base.length}), SGD lr {base.lr:g}, summed loss (NNDL 6.2)")
     data = {"config": asdict(base), "versions": versions(), "parameters": {s: p for p, s in BOOK_NAMES.items()}, "runs": runs,

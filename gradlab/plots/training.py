@@ -23,14 +23,20 @@ STEP_COLORMAP = "viridis"
 
 
 def draw_gradient_norms(ax: Axes, history: Mapping[str, Sequence[float]], color=None, label: str = "") -> None:
-    """‖∇W‖, ‖∇U‖, ‖∇b‖ (before clipping) against the training step, on a log axis."""
+    """‖∇W‖, ‖∇U‖, ‖∇b‖ (before clipping) against the training step, on a log axis; a step whose
+    gradient is exactly 0 is marked by a tick along the bottom of the panel."""
     steps = np.asarray(history.get("step", []))
     for param, short in BOOK_NAMES.items():
         key = f"grad_norm/{param}"
         if key in history:
             values = np.asarray(history[key], dtype=float)
-            ax.plot(steps, np.where(values > 0, values, np.nan), BOOK_STYLES[short], color=color, lw=1,
-                    label=f"{label} {BOOK_LABELS[short]}".strip())
+            line, = ax.plot(steps, np.where(values > 0, values, np.nan), BOOK_STYLES[short], color=color, lw=1,
+                            label=f"{label} {BOOK_LABELS[short]}".strip())
+            zero = values == 0
+            if zero.any():  # marked along the bottom: a log axis has no 0, and a gap would look like missing data
+                ax.plot(steps[zero], np.full(int(zero.sum()), 0.02 + 0.03 * list(BOOK_NAMES.values()).index(short)),
+                        "|", ms=6, color=line.get_color(), transform=ax.get_xaxis_transform(),
+                        label=f"{label} {short} exactly 0".strip())
     ax.set_yscale("log")
     ax.set(xlabel="training step", ylabel="gradient L2 norm (before clipping)")
 

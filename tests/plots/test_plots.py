@@ -54,3 +54,15 @@ def test_training_figure_colours_recorded_steps_along_a_colour_bar_and_names_the
     labels = [t.get_text() for t in grad_ax.get_legend().get_texts()]
     assert "U (recurrent weights)" in labels and "W (input weights)" in labels
     assert {t.get_text() for t in loss_ax.get_legend().get_texts()} == {"training loss (batch)", "dev accuracy"}
+
+
+def test_a_gradient_of_exactly_zero_is_marked_not_left_as_a_gap():
+    from gradlab.plots.training import draw_gradient_norms
+
+    norms = [1.0, 0.0, 2.0, 0.0]
+    history = {"step": [1, 2, 3, 4], **{f"grad_norm/model.{p}_l0": norms for p in ("weight_ih", "weight_hh", "bias_ih")}}
+    fig, (ax,) = new_figure()
+    draw_gradient_norms(ax, history)
+    marks = [line for line in ax.get_lines() if line.get_marker() == "|"]
+    assert len(marks) == 3 and all(list(m.get_xdata()) == [2, 4] for m in marks)
+    assert {m.get_label() for m in marks} == {"W exactly 0", "U exactly 0", "b exactly 0"}
