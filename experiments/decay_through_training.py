@@ -58,19 +58,19 @@ def reusable(cfg: TrainConfig, folder: Path | None) -> Path | None:
 def before_and_after(cfg: TrainConfig, folder: Path | None, progress: bool) -> dict:
     """log10 mean ‖∂L/∂h_t‖ profiles at initialisation and after training, and the test score."""
     path = reusable(cfg, folder)
-    if path is None:
-        result = train(cfg, progress=progress)
-        return {"init": result.traces[0]["profile"]["h"], "trained": result.traces[-1]["profile"]["h"],
-                "steps": len(result.history["loss"]), "test": result.test, "chance": result.chance,
-                "source": "trained here"}
     data = load_data(cfg)
+    if path is None:
+        trained, source = train(cfg, data, progress=progress).problem, "trained here"
+    else:
+        trained, _, info = load_checkpoint(path)
+        source = f"{path} (best dev step {info['step']})"
+    # either way the trained curve is that of the best dev weights, on the same dev examples
     n = min(cfg.trace_batch, len(data["dev"][1]))
     trace_set = (data["dev"][0][:n], data["dev"][1][:n])
-    trained, _, info = load_checkpoint(path)
     return {"init": gradient_profile(make_problem(cfg), trace_set, cfg.loss_at)["h"],
             "trained": gradient_profile(trained, trace_set, cfg.loss_at)["h"],
             "steps": cfg.total_steps(len(data["train"][1])), "test": score(trained.eval(), data["test"]),
-            "chance": TASKS[cfg.task].chance, "source": f"{path} (best dev step {info['step']})"}
+            "chance": TASKS[cfg.task].chance, "source": source}
 
 
 def figure(data: dict):

@@ -276,3 +276,24 @@ def test_the_gradient_on_the_final_state_is_part_of_the_explicit_gradient_at_the
             torch.testing.assert_close(res.explicit_grad(1, d), want, atol=1e-14, rtol=1e-13)
             np.testing.assert_allclose(res.explicit_log10_grad_norms(1, d), np.log10(want.norm(dim=-1).numpy()),
                                        atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 20])
+def test_the_lstm_sweep_forms_its_local_derivatives_chunk_by_chunk_without_changing_anything(chunk, monkeypatch):
+    """The derivatives are formed DERIVATIVE_CHUNK steps at a time: any chunk size (one step, one not
+    dividing T, all of T) gives bit for bit the same sweep, and it equals autograd."""
+    from gradlab.models.architectures import lstm
+
+    torch.manual_seed(0)
+    model = gradlab.LSTM(3, 5, num_layers=2, dtype=torch.float64)
+    x = torch.randn(20, 2, 3, dtype=torch.float64)
+    grad_output = torch.randn(20, 2, 5, dtype=torch.float64)
+    monkeypatch.setattr(lstm, "DERIVATIVE_CHUNK", 10**9)
+    whole = bptt(model, x, grad_output, log_domain=True)
+    monkeypatch.setattr(lstm, "DERIVATIVE_CHUNK", chunk)
+    chunked = bptt(model, x, grad_output, log_domain=True)
+    for name in ("h", "c"):
+        for k in range(2):
+            assert torch.equal(chunked.grad(name, k), whole.grad(name, k))
+    assert all(torch.equal(chunked.param_grads[n], whole.param_grads[n]) for n in whole.param_grads)
+    assert max(rel for _, _, rel in compare(chunked, autograd_reference(model, x, grad_output))) <= 1e-10

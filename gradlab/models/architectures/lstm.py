@@ -64,6 +64,10 @@ class LSTMTape:
         return self.h[-1], self.c[-1]
 
 
+#: Steps whose local derivatives the backward sweep forms at once (see LSTM.backward_sweep).
+DERIVATIVE_CHUNK = 256
+
+
 @dataclass
 class LSTMDerivatives:
     """The local derivatives of one step, for every step (each [T, B, H] unless said):
@@ -145,27 +149,33 @@ class LSTMArchitecture(Architecture):
         (LSTM-back-m)  δm_t = δh_t W_hr  (δm_t = δh_t without a projection)
         (LSTM-back-c)  δc_t = δm_t ⊙ o_t ⊙ (1 − tanh² c_t) + δc_{t+1} ⊙ f_{t+1}
         (LSTM-back-z)  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δm_t ⊙ ∂m/∂z^o]
-        The local derivatives are formed for all steps before the loop; the loop writes into
-        preallocated buffers. δh is [T, B, P], δc and δz's blocks [T, B, H].
+        The local derivatives are formed in batched operations for DERIVATIVE_CHUNK steps at a time
+        (a chunk's buffers stay in cache and are reused, where all T steps' would be hundreds of MB
+        at T = 10⁴); the loop writes into preallocated buffers. δh is [T, B, P], δc and δz's blocks
+        [T, B, H].
         """
         explicit = scale.explicit
         T, B = explicit.shape[:2]
         H = tape.c.shape[-1]
-        d = self.local_derivatives(tape)
         dh, dc = torch.empty_like(explicit), explicit.new_empty(T, B, H)
         dz = explicit.new_empty(T if keep_projections else 1, B, 4, H)
         carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
         dm = dh if weight_hr is None else explicit.new_empty(T, B, H)
+        d, t0 = None, T
         for t in range(T - 1, -1, -1):
+            if t < t0:  # the next chunk of local derivatives, steps t0 .. t
+                t0 = max(0, t + 1 - DERIVATIVE_CHUNK)
+                d = self.local_derivatives(LSTMTape(tape.h[t0:t + 2], tape.c[t0:t + 2], tape.gates[t0:t + 1]))
+            s = t - t0
             scale.enter(t, carry_h, (carry_c,), out=dh[t])
             z = dz[t if keep_projections else 0]
             if weight_hr is not None:
                 torch.mm(dh[t], weight_hr, out=dm[t])
-            torch.addcmul(carry_c, dm[t], d.c[t], out=dc[t])
-            torch.mul(dc[t].unsqueeze(1), d.ifg[t], out=z[:, :3])
-            torch.mul(dm[t], d.o[t], out=z[:, 3])
+            torch.addcmul(carry_c, dm[t], d.c[s], out=dc[t])
+            torch.mul(dc[t].unsqueeze(1), d.ifg[s], out=z[:, :3])
+            torch.mul(dm[t], d.o[s], out=z[:, 3])
             torch.mm(z.view(B, 4 * H), weight_hh, out=carry_h)
-            torch.mul(dc[t], d.f[t], out=carry_c)
+            torch.mul(dc[t], d.f[s], out=carry_c)
             scale.renormalize(carry_h, carry_c)
         dz = dz.view(T, B, 4 * H) if keep_projections else None
         return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
