@@ -181,3 +181,28 @@ def test_the_standard_sets_spectra_and_per_unit_gradients_are_drawn_from_what_wa
     assert f"{run.name}_jacobian_spectra.png" in names and f"{run.name}_lstm_units.png" in names
     drawn = json.loads((report / f"{run.name}_lstm_units.json").read_text())["log10_mean_abs_grad_h"]
     np.testing.assert_allclose(np.array(drawn, dtype=float), units)
+
+
+@pytest.mark.parametrize("case", ["all zero", "underflowed", "single step"])
+def test_the_spectra_unit_and_training_figures_draw_synthetic_data_of_every_kind(case):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from gradlab.plots.spectra import singular_value_bands_figure, unit_heatmap_figure
+    from gradlab.plots.training import training_figure
+
+    K, B, H = (1, 3, 4) if case == "single step" else (30, 3, 4)
+    k = np.arange(K)[:, None]
+    log10 = {"all zero": np.full((K, B), np.nan), "underflowed": -40.0 * k + np.zeros((K, B)),
+             "single step": np.zeros((K, B))}[case]  # NaN: log10 of an exact zero as the sidecars hold it
+    figs = [singular_value_bands_figure(np.arange(K), {"srn": log10}, {"srn": log10 - 1}, {"srn": -0.3}),
+            unit_heatmap_figure(np.repeat(log10[:, :1], H, axis=1))]
+    norms = {"all zero": [0.0] * K, "underflowed": list(10.0 ** (-40.0 * np.arange(K))), "single step": [1.0]}[case]
+    history = {"step": list(range(1, K + 1)), "loss": norms,
+               **{f"grad_norm/model.{p}_l0": norms for p in ("weight_ih", "weight_hh", "bias_ih")}}
+    traces = [{"step": 0, "profile": {"h": list(log10[:, 0])}}]
+    figs.append(training_figure(history, [{"step": 1, "dev_accuracy": 0.0}], traces, "accuracy", case))
+    for fig in figs:
+        FigureCanvasAgg(fig).draw()
+        for ax in fig.axes:
+            for line in ax.get_lines():
+                assert not np.isinf(np.asarray(line.get_ydata(), dtype=float)).any()
