@@ -140,14 +140,14 @@ def cluster(tmp_path):
     with Client(address, timeout="30s") as c:
         c.wait_for_workers(2, timeout=60)
     yield address, procs
-    for p in procs:
+    for p in reversed(procs):  # the workers first, then the scheduler they would try to reach
         if p.poll() is None:
             os.kill(p.pid, signal.SIGTERM)
-    for p in procs:
         try:
-            p.wait(timeout=30)
+            p.wait(timeout=20)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
     log.close()
 
 
