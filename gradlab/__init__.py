@@ -2,7 +2,7 @@
 
 Everything the README teaches is importable from here and listed in ``__all__``. The package is
 layered, each folder importing only from those before it (tests/test_layers.py enforces it):
-common → models → tasks → engine → analysis → plots → watch → training → runs → report → cli.
+common → models → tasks → engine → analysis → plots → watch → training → runs → sweep → report → cli.
 
 Conventions: inside every result time is the leading axis ([T, B, …]); numbers about gradients
 (norms, log10 norms) are NumPy float64 arrays, gradients themselves torch tensors in the run's

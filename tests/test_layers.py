@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "gradlab"
 #: Bottom to top: a layer may import from itself and from the layers before it.
-LAYERS = ["common", "models", "tasks", "engine", "analysis", "plots", "watch", "training", "runs", "report", "cli"]
+LAYERS = ["common", "models", "tasks", "engine", "analysis", "plots", "watch", "training", "runs", "sweep", "report", "cli"]
 #: namedtuple's public methods carry an underscore (PackedSequence is one).
 NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make"}
 

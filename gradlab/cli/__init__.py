@@ -1,4 +1,4 @@
-"""Layer 10, cli — the ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
+"""Layer 11, cli — the ``gradlab`` command line: flags onto config dataclasses; ``main(argv) -> exit code``.
 
 One module per command (``add_parser(sub)``, ``run(args)``). Every invalid value ends with exit
 status 2 and one line saying what is wrong and what is allowed; no traceback.
@@ -10,11 +10,11 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from gradlab.cli import analyze, data, report, train, verify, watch_figures
+from gradlab.cli import analyze, data, report, sweep, train, verify, watch_figures
 from gradlab.cli.args import USAGE_ERROR, Parser, UsageError
 
 COMMANDS = {"analyze": analyze, "train": train, "data": data, "verify": verify, "watch-figures": watch_figures,
-            "report": report}
+            "report": report, "sweep": sweep}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "sweep":  # only a sweep passes flags on (to the command it sweeps)
+        parser.parse_args(argv)  # the usual one-line error
+    args.flags = extra
     if args.command is None:
         parser.print_help(sys.stderr)
         return USAGE_ERROR

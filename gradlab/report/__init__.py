@@ -1,4 +1,4 @@
-"""Layer 9, report — ``gradlab report``: saved runs (analyze, train, watch run directories) turned
+"""Layer 10, report — ``gradlab report``: saved runs (analyze, train, watch run directories) turned
 into figures (PNG, PDF, each with a JSON sidecar of the numbers drawn) and one self-contained HTML
 page. Everything is read from the files the runs wrote; nothing here holds a model.
 

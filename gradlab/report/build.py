@@ -17,12 +17,14 @@ from gradlab.report.tables import TABLES
 
 REPORT_PAGE = "report.html"
 HEADINGS = {"analyze": "Gradient decay at a glance (gradlab analyze)", "train": "Training (gradlab train)",
-            "watch": "A watched training run (gradlab.watch)"}
+            "watch": "A watched training run (gradlab.watch)", "sweep": "A sweep over seeds and settings (gradlab sweep)"}
 INTROS = {"analyze": "Per model and state: the fitted decay factor per step, how many steps back the mean gradient "
                      "has fallen by 10⁻⁶, and theory's predictions for the factor beside it (Lyapunov: the mean "
                      "one-step contraction along the trajectory; Pascanu: the bound γ·σ_max(W_hh)).",
           "train": "The score on the test set is that of the best dev checkpoint.",
-          "watch": "Every recorded step of the user's own training loop, per module, state, layer and direction."}
+          "watch": "Every recorded step of the user's own training loop, per module, state, layer and direction.",
+          "sweep": "One row per setting: the number of seeds, and the mean, standard deviation and 95 % interval "
+                   "(Student's t) of each metric; empty where a setting has one seed."}
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, quick: bool = False, progress: bool = True) -> Path:
@@ -36,6 +38,7 @@ def write_report(run_dirs: Sequence[Path], out: Path, quick: bool = False, progr
         sections = []
         for source in sources:
             columns, rows_of = TABLES[source.kind]
+            columns = columns(source) if callable(columns) else columns
             figures = []
             for drawn in figures_of(source):
                 png, pdf = save_figure(drawn.figure, rd.staging / drawn.stem)

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from gradlab.analysis.metrics import DecayFit, DecayProfile
 from gradlab.plots.decay import decay_figure, explicit_and_total_figure
 from gradlab.plots.spectra import singular_value_bands_figure, unit_heatmap_figure
+from gradlab.plots.sweep import sweep_figure
 from gradlab.plots.training import training_figure
 from gradlab.plots.watch import decay_curves_through_training_figure, decay_through_training_figure
 from gradlab.report.sources import Source, analysis_curves, training_series
@@ -38,7 +39,17 @@ def _finite(values) -> list:
 
 
 def figures_of(source: Source) -> Iterator[Drawn]:
-    yield from {"analyze": _analyze, "train": _train, "watch": _watch}[source.kind](source)
+    yield from {"analyze": _analyze, "train": _train, "watch": _watch, "sweep": _sweep}[source.kind](source)
+
+
+def _sweep(source: Source) -> Iterator[Drawn]:
+    for stem, drawn in source.extras.items():  # the sweep's own sidecars: sweep_<metric>.json
+        curves = {model: [tuple(p) for p in points] for model, points in drawn["curves"].items()}
+        x, metric = drawn["x"].lstrip("-"), drawn["metric"].replace("_", " ")
+        yield Drawn(f"{source.name}_{stem}", sweep_figure(curves, x, metric),
+                    f"{metric} against {x}, one line per model: the mean over seeds with its 95 % confidence "
+                    "interval (Student's t); a setting with one seed has no bar. Bars that overlap do not "
+                    "tell the settings apart.", drawn)
 
 
 def _analyze(source: Source) -> Iterator[Drawn]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from gradlab.watch.rundir import INDEX as WATCH_INDEX
 
-KINDS = ("analyze", "train", "watch")
+KINDS = ("analyze", "train", "watch", "sweep")
 
 
 class NotARun(ValueError):
@@ -57,10 +57,15 @@ def _csv(path: Path) -> list[dict[str, str]]:
 
 def read_run(path: Path) -> Source:
     """The run in ``path``: an analyze run (summary.json, trace.csv), a train run (summary.json,
-    history.csv, evals.csv, traces.csv) or a watch run (watch.json and its step files)."""
+    history.csv, evals.csv, traces.csv), a watch run (watch.json and its step files) or a sweep
+    directory (sweep.json, sweep.csv and its figures' sidecars)."""
     path = Path(path)
     if not path.is_dir():
         raise NotARun(f"{path}: no such run directory")
+    if (path / "sweep.json").is_file():
+        figures = {p.stem: _json(p) for p in sorted(path.glob("sweep_*.json"))}
+        table = _csv(path / "sweep.csv") if (path / "sweep.csv").is_file() else []
+        return Source("sweep", path, _json(path / "sweep.json"), {"table": table}, figures)
     if (path / WATCH_INDEX).is_file():
         return Source("watch", path, _json(path / WATCH_INDEX))
     if (path / "summary.json").is_file():

@@ -46,5 +46,13 @@ def watch_rows(source: Source) -> list[tuple[Any, ...]]:
     return [(source.name, ", ".join(s.get("modules", [])) or "model", len(s.get("steps", [])), s.get("every"))]
 
 
+def sweep_columns(source: Source) -> tuple[str, ...]:
+    return tuple(source.tables["table"][0]) if source.tables.get("table") else ("setting",)
+
+
+def sweep_rows(source: Source) -> list[tuple[Any, ...]]:
+    return [tuple(r.values()) for r in source.tables.get("table", [])]
+
+
 TABLES = {"analyze": (ANALYZE_COLUMNS, analyze_rows), "train": (TRAIN_COLUMNS, train_rows),
-          "watch": (WATCH_COLUMNS, watch_rows)}
+          "watch": (WATCH_COLUMNS, watch_rows), "sweep": (sweep_columns, sweep_rows)}
