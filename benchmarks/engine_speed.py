@@ -12,6 +12,7 @@ milliseconds and ratios to the baseline. Not a test: timings depend on the machi
     python benchmarks/engine_speed.py                        # T in 100, 1000; H = 128; B = 32
     python benchmarks/engine_speed.py --lengths 10000 --repeats 3
     python benchmarks/engine_speed.py --hidden 64 256
+    python benchmarks/engine_speed.py --models lstm --lengths 10000 --repeats 1
     python benchmarks/engine_speed.py --smoke                # tiny, for the test suite
 """
 
@@ -78,6 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--models", nargs="+", choices=tuple(TORCH_MODULES), default=["lstm", "gru", "srn"])
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     lengths, hidden, repeats = ((20,), (8,), 1) if args.smoke else (args.lengths, args.hidden, args.repeats)
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
           f"B = {args.batch}, input 8, loss on the last step; median of {repeats}; baseline: torch fused forward + "
           "backward")
     print(f"{'model':5s} {'H':>4s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
-    for kind in ("lstm", "gru", "srn"):
+    for kind in args.models:
         for H in hidden:
             for T in lengths:
                 t = bench(kind, T, args.batch, H, repeats)
