@@ -13,6 +13,7 @@ rest; a different specification is refused.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -101,7 +102,10 @@ def run_sweep(command: str, argv: Sequence[str], out: Path, workers: int = 2, sc
     if todo:
         cores = os.cpu_count() or 1
         if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # silence_logs: the workers' own chatter (a heartbeat racing the shutdown logs a traceback);
+            # a task's failure still comes back through its future
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
             client, threads = Client(cluster), max(1, cores // workers)
         else:
             cluster, client, threads = None, Client(scheduler, timeout="30s"), 1
