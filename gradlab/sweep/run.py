@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from gradlab.common.files import atomic_write, write_json
 from gradlab.common.versions import versions
 from gradlab.sweep.spec import SpecError, Task, tasks_of, varied
+from gradlab.sweep.summary import write_summary
 from gradlab.sweep.tasks import config_of, run_task
 
 SWEEP_FILE, RUNS, TABLE = "sweep.json", "runs", "sweep.csv"
@@ -67,6 +68,8 @@ def open_sweep(out: Path, command: str, tasks: Sequence[Task]) -> dict:
         if state.get("format") != FORMAT or state.get("spec") != spec:
             raise SpecError(f"argument --out: {out} holds a different sweep; give a new directory")
         return state
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"argument --out: {out} is a file, not a directory")
     if out.exists() and any(out.iterdir()):
         raise SpecError(f"argument --out: {out} is not empty and holds no sweep; give a new directory")
     (out / RUNS).mkdir(parents=True, exist_ok=True)
@@ -131,7 +134,5 @@ def run_sweep(command: str, argv: Sequence[str], out: Path, workers: int = 2, sc
             client.close()
             if cluster is not None:
                 cluster.close()
-    from gradlab.sweep.summary import write_summary
-
     write_summary(out, command, tasks, varied(tasks))
     return SweepOutcome(out, ran=len(todo), kept=len(done), failed=failed)

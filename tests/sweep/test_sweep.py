@@ -103,6 +103,13 @@ def test_a_failing_task_is_recorded_with_its_reason_and_the_others_finish(tmp_pa
     assert statuses == {"nonlinearity=tanh": "finished", "nonlinearity=linear": "failed"}
 
 
+def test_a_file_as_the_sweep_directory_exits_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["sweep", "train", "--len", "5", "--out", str(tmp_path / "f"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a file, not a directory" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (["sweep", "train", "--len", "0,5"], "argument --len: expected an integer >= 1, got 0"),
     (["sweep", "train", "--seed", "4-1"], "argument --seed: the range 4-1 is empty"),
