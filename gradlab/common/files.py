@@ -171,5 +171,11 @@ def json_ready(value):
     return value
 
 
+def finite_or_null(values) -> list:
+    """A sequence of numbers as a JSON list, its non-finite entries (an exact zero's log10, −inf) as
+    null: a curve's status or caption says why."""
+    return [float(v) if math.isfinite(float(v)) else None for v in values]
+
+
 def write_json(path: Path, data) -> None:
     Path(path).write_text(json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")

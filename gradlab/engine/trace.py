@@ -26,6 +26,7 @@ array bit for bit (tensors on the CPU).
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -282,10 +283,14 @@ class Trace:
     @classmethod
     def load(cls, path: Union[str, Path]) -> "Trace":
         """A trace :meth:`save` wrote."""
-        try:
-            with np.load(Path(path), allow_pickle=False) as archive:
-                return cls.from_arrays({k: archive[k] for k in archive.files})
-        except (OSError, ValueError, KeyError, EOFError) as exc:
+        try:  # the file opened here, so that it is closed even when numpy's reader fails part way
+            with open(Path(path), "rb") as f:
+                archive = np.load(f, allow_pickle=False)
+                if not isinstance(archive, np.lib.npyio.NpzFile):
+                    raise ValueError("one array, not an archive")
+                with archive:
+                    return cls.from_arrays({k: archive[k] for k in archive.files})
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
-            raise ValueError(f"{path}: not a readable gradlab trace ({exc})") from None
+            raise ValueError(f"{path}: not a readable gradlab trace ({type(exc).__name__}: {exc})".splitlines()[0]) from None

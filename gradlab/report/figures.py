@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gradlab.analysis.metrics import DecayFit, DecayProfile
+from gradlab.common.files import finite_or_null
 from gradlab.plots.decay import decay_figure, explicit_and_total_figure
 from gradlab.plots.spectra import singular_value_bands_figure, unit_heatmap_figure
 from gradlab.plots.sweep import sweep_figure
@@ -32,10 +33,6 @@ class Drawn:
     figure: Figure
     caption: str
     data: dict[str, Any]
-
-
-def _finite(values) -> list:
-    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
 
 
 def figures_of(source: Source) -> Iterator[Drawn]:
@@ -71,9 +68,9 @@ def _analyze(source: Source) -> Iterator[Drawn]:
                     "the distance from the step the loss reads, with the 10th–90th percentile band over the batch. "
                     "A straight line is a constant factor per step (in the legend); a steeper line forgets sooner.",
                     {"models": {m: {s: {"distance": p.distance.tolist(),
-                                                                  "log10_mean": _finite(p.log10_mean),
-                                                                  "log10_p10": _finite(p.log10_lo),
-                                                                  "log10_p90": _finite(p.log10_hi),
+                                                                  "log10_mean": finite_or_null(p.log10_mean),
+                                                                  "log10_p10": finite_or_null(p.log10_lo),
+                                                                  "log10_p90": finite_or_null(p.log10_hi),
                                                                   "decay_factor": fits[m][s].factor}
                                                               for s, p in per.items()} for m, per in profiles.items()}})
         with np.errstate(divide="ignore"):
@@ -85,8 +82,8 @@ def _analyze(source: Source) -> Iterator[Drawn]:
                     "directly from the loss. Where the dots are absent the loss does not read that step, and every "
                     "bit of the total arrived through the recurrence.",
                     {"distance": distance.tolist(),
-                     "log10_total": {m: _finite(v) for m, v in total.items()},
-                     "log10_explicit": {m: _finite(v) for m, v in explicit.items()}})
+                     "log10_total": {m: finite_or_null(v) for m, v in total.items()},
+                     "log10_explicit": {m: finite_or_null(v) for m, v in explicit.items()}})
     yield from _spectra_and_units(source, title)
 
 
@@ -136,15 +133,15 @@ def _train(source: Source) -> Iterator[Drawn]:
                         f"log10 of the mean ‖∂L/∂{state}_t‖ over training step (rows) × distance (columns): a colour "
                         "that reaches further right as training goes on is a memory that grows.",
                         {"state": state, "steps": steps,
-                         "log10_mean": [_finite(m) for m in means]})
+                         "log10_mean": [finite_or_null(m) for m in means]})
 
 
 def _watch(source: Source) -> Iterator[Drawn]:
-    for label, entry in watch_series(source.path).items():
+    for label, entry in watch_series(source.path, source.extras.get("steps")).items():
         stem = f"{source.name}_{label.replace('/', '_')}"
         title = f"{label}: decay through training"
         data = {"curve": label, "steps": entry["steps"], "fits": entry["fits"],
-                "log10_mean": [_finite(p.log10_mean) for p in entry["profiles"]]}
+                "log10_mean": [finite_or_null(p.log10_mean) for p in entry["profiles"]]}
         yield Drawn(f"{stem}_curves", decay_curves_through_training_figure(entry["steps"], entry["profiles"], title),
                     f"{label}: the decay of the gradient from each sample's last step at every recorded training step "
                     "(the watch's distance sweep), light early to dark late.", data)

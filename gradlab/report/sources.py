@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gradlab.watch.rundir import INDEX as WATCH_INDEX
+from gradlab.watch.rundir import INDEX as WATCH_INDEX, load_watch
 
 KINDS = ("analyze", "train", "watch", "sweep")
 
@@ -29,7 +29,7 @@ class Source:
     path: Path
     summary: dict[str, Any]
     tables: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)  # an analyze run of the standard set: spectra, units
+    extras: dict[str, Any] = field(default_factory=dict)  # spectra, units (standard set); a watch's steps
 
     @property
     def name(self) -> str:
@@ -67,7 +67,12 @@ def read_run(path: Path) -> Source:
         table = _csv(path / "sweep.csv") if (path / "sweep.csv").is_file() else []
         return Source("sweep", path, _json(path / "sweep.json"), {"table": table}, figures)
     if (path / WATCH_INDEX).is_file():
-        return Source("watch", path, _json(path / WATCH_INDEX))
+        index = _json(path / WATCH_INDEX)
+        try:  # every step file read now, so that a damaged one stops the report before it starts
+            steps = load_watch(path)
+        except ValueError as exc:
+            raise NotARun(str(exc)) from None
+        return Source("watch", path, index, extras={"steps": steps})
     if (path / "summary.json").is_file():
         summary = _json(path / "summary.json")
         if (path / "trace.csv").is_file():

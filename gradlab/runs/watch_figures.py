@@ -5,18 +5,21 @@ sidecar of the numbers drawn, written whole into a directory of their own."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from gradlab.analysis.metrics import decay_of
 from gradlab.common.files import fresh_run_dir, save_figure, write_json
 from gradlab.plots.watch import decay_curves_through_training_figure, decay_through_training_figure
 from gradlab.watch.rundir import load_watch
+from gradlab.watch.steps import StepTraces
 from gradlab.watch.tensorboard import curves
 
 
-def watch_series(run_dir: Path) -> dict[str, dict]:
+def watch_series(run_dir: Path, steps: Optional[list[StepTraces]] = None) -> dict[str, dict]:
     """Per curve ("module/h/layer0[/reverse]"): {"steps", "profiles" (DecayProfile per recorded step,
-    against the distance from each sample's last step), "fits" ({"factor", "horizon"} per step)}."""
-    steps = load_watch(run_dir)
+    against the distance from each sample's last step), "fits" ({"factor", "horizon"} per step)}, of
+    the watch run in ``run_dir`` (or of its ``steps``, already loaded)."""
+    steps = load_watch(run_dir) if steps is None else steps
     series: dict[str, dict] = {}
     for traces in steps:
         for module, trace in traces.items():

@@ -74,6 +74,9 @@ def load_watch(run_dir: Union[str, Path]) -> list[StepTraces]:
     for entry in index["steps"]:
         traces = StepTraces(entry["step"])
         for name, file in entry["files"].items():
-            traces[name] = Trace.load(index_path.parent / file)
+            try:
+                traces[name] = Trace.load(index_path.parent / file)
+            except FileNotFoundError:
+                raise ValueError(f"{index_path.parent / file}: missing; the watch's index lists it") from None
         steps.append(traces)
     return steps

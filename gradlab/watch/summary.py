@@ -4,11 +4,8 @@ the TensorBoard scalars, both from the watch's distance sweep (``gradlab.decay_o
 
 from __future__ import annotations
 
-from typing import Optional
-
-import numpy as np
-
 from gradlab.analysis.metrics import decay_of
+from gradlab.common.files import finite_or_null
 from gradlab.watch.steps import StepTraces
 
 
@@ -20,11 +17,6 @@ def curves(trace) -> list[tuple[str, str, int, int]]:
             for d in range(trace.num_directions):
                 out.append((f"{name}/layer{k}" + ("/reverse" if d else ""), name, k, d))
     return out
-
-
-def _finite(values: np.ndarray) -> list[Optional[float]]:
-    """JSON has no ±inf: an exact zero's log10 (−inf) is written null, its status says why."""
-    return [float(v) if np.isfinite(v) else None for v in values]
 
 
 def step_summary(traces: StepTraces) -> dict:
@@ -45,8 +37,8 @@ def step_summary(traces: StepTraces) -> dict:
                 profile, fit, hz = decay_of(trace, name, k, d)
                 entries.append({
                     "state": name, "layer": k, "direction": d, "distance": profile.distance.tolist(),
-                    "log10_mean": _finite(profile.log10_mean), "log10_lo": _finite(profile.log10_lo),
-                    "log10_hi": _finite(profile.log10_hi), "status": [str(s) for s in profile.status],
+                    "log10_mean": finite_or_null(profile.log10_mean), "log10_lo": finite_or_null(profile.log10_lo),
+                    "log10_hi": finite_or_null(profile.log10_hi), "status": [str(s) for s in profile.status],
                     "decay_factor": fit.factor, "log10_per_step": fit.log10_per_step, "r_squared": fit.r_squared,
                     "fit_reason": fit.reason, "horizon": hz.distance, "horizon_reason": hz.reason})
         modules[module] = entries

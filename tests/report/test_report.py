@@ -109,6 +109,26 @@ def test_bad_report_arguments_exit_2_with_one_line(tmp_path, runs, capsys):
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing"])
+def test_a_watch_run_with_a_damaged_step_file_exits_2_with_one_line_before_writing(runs, tmp_path, capsys, damage):
+    import shutil
+
+    watch_dir = tmp_path / "w"
+    shutil.copytree(runs[2], watch_dir)
+    step_file = sorted(watch_dir.rglob("*.npz"))[0]
+    if damage == "truncated":
+        step_file.write_bytes(step_file.read_bytes()[:100])
+    elif damage == "garbage":
+        step_file.write_bytes(b"not a step file")
+    else:
+        step_file.unlink()
+    capsys.readouterr()
+    assert main(["report", str(watch_dir), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert step_file.name in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def test_a_second_report_never_overwrites_the_first(runs, tmp_path):
     for _ in range(2):
         assert main(["report", str(runs[0]), "--out", str(tmp_path), "--quiet"]) == 0
