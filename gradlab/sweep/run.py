@@ -106,8 +106,9 @@ def run_sweep(command: str, argv: Sequence[str], out: Path, workers: int = 2, sc
         cores = os.cpu_count() or 1
         if scheduler is None:
             # silence_logs: the workers' own chatter (a heartbeat racing the shutdown logs a traceback);
-            # a task's failure still comes back through its future
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            # a task's failure still comes back through its future. dashboard ":0": a free port (None
+            # still binds 8787 and warns when another cluster holds it)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                    silence_logs=logging.CRITICAL)
             client, threads = Client(cluster), max(1, cores // workers)
         else:

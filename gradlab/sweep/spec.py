@@ -30,9 +30,11 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Task:
-    """One run of the sweep: its settings (flag → value, in the order given) and the command's argv."""
+    """One run of the sweep: its settings (flag → value, in the order given), the command's argv, and
+    the flags its name shows (the varied ones; every flag when none is)."""
 
     settings: tuple[tuple[str, str], ...]
+    named_by: tuple[str, ...] = ()
 
     @property
     def argv(self) -> list[str]:
@@ -40,9 +42,10 @@ class Task:
 
     @property
     def name(self) -> str:
-        """A directory name that says the task's settings, e.g. "model=lstm_len=20_seed=3"."""
-        parts = [f"{flag.lstrip('-')}={value}" for flag, value in self.settings if value != ""]
-        parts += [flag.lstrip("-") for flag, value in self.settings if value == ""]
+        """A directory name that says the task's varied settings, e.g. "model=lstm_len=20_seed=3"."""
+        shown = [(f, v) for f, v in self.settings if not self.named_by or f in self.named_by]
+        parts = [f"{flag.lstrip('-')}={value}" for flag, value in shown if value != ""]
+        parts += [flag.lstrip("-") for flag, value in shown if value == ""]
         return re.sub(r"[^A-Za-z0-9=._,+-]", "_", "_".join(parts)) or "default"
 
     def without(self, flag: str) -> tuple[tuple[str, str], ...]:
@@ -98,7 +101,8 @@ def tasks_of(argv: Sequence[str]) -> list[Task]:
     """Every task of the sweep, the first flag varying slowest."""
     flags = split_flags(argv)
     choices = [[(flag, v) for v in alternatives(flag, value)] for flag, value in flags]
-    return [Task(tuple(combo)) for combo in itertools.product(*choices)]
+    named_by = tuple(options[0][0] for options in choices if len(options) > 1)
+    return [Task(tuple(combo), named_by) for combo in itertools.product(*choices)]
 
 
 def varied(tasks: Sequence[Task]) -> list[str]:

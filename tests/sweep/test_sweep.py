@@ -39,7 +39,7 @@ def test_a_local_cluster_sweep_writes_every_run_and_a_table_that_matches_the_run
     out = tmp_path / "sweep"
     assert main(["sweep", "train", *TINY, "--out", str(out), "--workers", "2", "--quiet"]) == 0
     runs = sorted(p.name for p in (out / "runs").iterdir())
-    assert len(runs) == 8 and "model=lstm_len=6_seed=1_hidden=4_steps=3_batch=4_sizes=16,8,8_eval-every=3" in runs
+    assert len(runs) == 8 and "model=lstm_len=6_seed=1" in runs
     table = read_csv(out / "sweep.csv")
     expected = independent_table(out)
     assert len(table) == 4
@@ -99,7 +99,7 @@ def test_a_failing_task_is_recorded_with_its_reason_and_the_others_finish(tmp_pa
     captured = capsys.readouterr().out
     assert "1 task(s) failed" in captured and "training stopped" in captured
     state = json.loads((out / "sweep.json").read_text())
-    statuses = {name.split("_")[1]: t["status"] for name, t in state["tasks"].items()}
+    statuses = {name: t["status"] for name, t in state["tasks"].items()}
     assert statuses == {"nonlinearity=tanh": "finished", "nonlinearity=linear": "failed"}
 
 
