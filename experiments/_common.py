@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from gradlab.cli.args import Parser
 from gradlab.common.files import atomic_write_set, figure_writers, write_json
@@ -62,6 +62,38 @@ def positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
     return n
+
+
+def sweep_options(p: argparse.ArgumentParser, name: str, seeds: str) -> None:
+    """The flags of a script whose runs go through ``gradlab sweep``: --seeds, --workers, --scheduler
+    and --runs (the sweep directory; run again on it, the finished runs are kept)."""
+    p.add_argument("--seeds", default=seeds, metavar="SEEDS",
+                   help=f"seeds per setting: a range such as 0-4 or a comma list (default: {seeds})")
+    p.add_argument("--workers", type=positive_int, default=2, help="local Dask workers, one process each (default: 2)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="an existing Dask scheduler instead")
+    p.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                   help=f"the sweep directory: one run directory per task (default: runs/{name}, "
+                        f"runs/{name}-smoke with --smoke); the same command again keeps its finished runs")
+
+
+def sweep_runs(name: str, flags: Sequence[str], args: argparse.Namespace) -> list[tuple[dict, Path]]:
+    """Run ``gradlab sweep train FLAGS`` into ``args.runs`` and return (settings, run directory) of
+    every task, the settings as {flag: value}. A bad flag is a ScriptError; failed tasks too, after
+    the sweep has run all the others (the command run again retries only those)."""
+    from gradlab.sweep.run import RUNS, run_sweep
+    from gradlab.sweep.spec import SpecError, tasks_of
+
+    runs = args.runs or Path("runs") / (f"{name}-smoke" if args.smoke else name)
+    try:
+        outcome = run_sweep("train", flags, runs, args.workers, args.scheduler, progress=not args.smoke)
+    except SpecError as exc:
+        raise ScriptError(str(exc)) from None
+    if outcome.failed:
+        reasons = "; ".join(f"{task}: {why}" for task, why in outcome.failed.items())
+        raise ScriptError(f"{len(outcome.failed)} of {outcome.ran + outcome.kept} runs failed ({reasons}); "
+                          f"run the same command again to retry them")
+    print(f"{name}: {outcome.ran} runs now, {outcome.kept} kept, in {runs}/")
+    return [(dict(t.settings), runs / RUNS / t.name) for t in tasks_of(flags)]
 
 
 def refuse_overwrite(name: str, out: Path, overwrite: bool) -> bool:

@@ -3,20 +3,21 @@ initialisation and after training, SRN vs LSTM vs GRU.
 
 Left: digit-sum at length 20 with the book's settings (Embedding(10, 32), hidden 32, the book's
 Xavier-uniform init, Adam lr 1e-3, batch 8, no shuffling, 500 epochs = 19,000 steps, the best dev
-weights). Models that nndl_memory.py already trained with exactly these settings are loaded from its
---checkpoints directory (pass it as --checkpoints) instead of being trained again. Right: the
+weights). Models that nndl_memory.py already trained with exactly these settings (seed 0) are loaded
+from its --runs sweep directory (pass it as --checkpoints) instead of being trained again. Right: the
 adding problem at T = 1000 in the manner of Arjovsky et al. 2016 (their Fig. 4: hidden 128, batch
 20): at initialisation and after 100 Adam iterations (lr 1e-3; Arjovsky et al. used RMSProp). Each
 curve is log10 of the batch-mean norm on a fixed batch of dev examples (32 for digit-sum, 20 for
 adding), from the log-domain backward pass, so it goes on past float32's underflow. Writes
 <out>/decay_through_training.{png,pdf,json}.
 
-    python experiments/decay_through_training.py --checkpoints runs/nndl_checkpoints   # ~10 min
+    python experiments/decay_through_training.py --checkpoints runs/nndl_memory   # ~7 min
     python experiments/decay_through_training.py --smoke   # seconds, for the test suite
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import run, start, write_outputs  # noqa: E402
 
-from gradlab.tasks.weights import load_checkpoint  # noqa: E402
+from gradlab.tasks.weights import CHECKPOINT_FILE, load_checkpoint  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, log10_axis_powers_of_ten, new_figure  # noqa: E402
 from gradlab.training.scoring import score  # noqa: E402
 from gradlab.tasks import TASKS  # noqa: E402
@@ -46,13 +47,17 @@ SMOKE = {"digit-sum": replace(DIGIT_SUM, length=10, hidden=8, epochs=1, eval_eve
 
 
 def reusable(cfg: TrainConfig, folder: Path | None) -> Path | None:
-    """nndl_memory.py's checkpoint of exactly this training run, if there is one."""
-    path = None if folder is None else folder / f"{cfg.model}-L{cfg.length}.pt"
-    if path is None or not path.is_file():
+    """The checkpoint of exactly this training run among the gradlab train run directories under
+    ``folder`` (nndl_memory.py's --runs sweep directory), if there is one."""
+    if folder is None:
         return None
-    saved = load_checkpoint(path)[1]
-    same = all(saved.get(k) == v for k, v in asdict(cfg).items() if k not in TRACE_FIELDS)
-    return path if same else None
+    wanted = {k: v for k, v in asdict(cfg).items() if k not in TRACE_FIELDS}
+    for config in sorted(folder.rglob("config.json")):
+        checkpoint = config.parent / CHECKPOINT_FILE
+        saved = json.loads(config.read_text())
+        if checkpoint.is_file() and all(saved.get(k) == v for k, v in wanted.items()):
+            return checkpoint
+    return None
 
 
 def before_and_after(cfg: TrainConfig, folder: Path | None, progress: bool) -> dict:
@@ -94,10 +99,10 @@ def figure(data: dict):
 def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoints", type=Path, default=None,
-                       help="nndl_memory.py's --checkpoints directory: reuse its digit-sum models")
+                       help="nndl_memory.py's --runs directory: reuse its digit-sum models (seed 0)")
     def check(args):
         if args.checkpoints is not None and not args.checkpoints.is_dir():
-            return f"argument --checkpoints: {args.checkpoints} is not a directory (nndl_memory.py --checkpoints DIR writes one)"
+            return f"argument --checkpoints: {args.checkpoints} is not a directory (nndl_memory.py --runs DIR writes one)"
         return None
     args = start(NAME, __doc__, argv, extra, check)
     plans = SMOKE if args.smoke else {"digit-sum": DIGIT_SUM, "adding": ADDING}

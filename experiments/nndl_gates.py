@@ -6,7 +6,7 @@ with the digits as x labels: input, forget and output gate (0 … 1) and cell st
 Writes <out>/nndl_gates.{png,pdf,json}.
 
     python experiments/nndl_gates.py                                   # trains: ~2 min on 2 cores
-    python experiments/nndl_gates.py --checkpoint runs/nndl_checkpoints/lstm-L10.pt
+    python experiments/nndl_gates.py --checkpoint runs/nndl_memory/runs/model=lstm_len=10_seed=0
     python experiments/nndl_gates.py --smoke                           # seconds, for the test suite
 """
 
@@ -50,10 +50,11 @@ def gate_states(problem, digits: list[int]) -> dict[str, np.ndarray]:
 def main(argv=None) -> int:
     def extra(p):
         p.add_argument("--checkpoint", type=Path, default=None,
-                       help="a trained length-10 digit-sum LSTM (gradlab train or nndl_memory.py --checkpoints)")
+                       help="a trained length-10 digit-sum LSTM: a gradlab train run directory (nndl_memory.py's "
+                            "runs are ones) or its checkpoint.pt")
     def check(args):
-        if args.checkpoint is not None and not args.checkpoint.is_file():
-            return f"argument --checkpoint: no such file: {args.checkpoint}"
+        if args.checkpoint is not None and not args.checkpoint.exists():
+            return f"argument --checkpoint: no such file or directory: {args.checkpoint}"
         return None
     args = start(NAME, __doc__, argv, extra, check)
     if args.checkpoint is not None:

@@ -1,83 +1,145 @@
-"""NNDL 6.1/6.3: SRN vs LSTM test accuracy on digit-sum against sequence length, book settings.
+"""NNDL 6.1/6.3: SRN vs LSTM test accuracy on digit-sum against sequence length, book settings, over seeds.
 
-For each model and length L = 10, 15, …, 35: the book's datasets (generated as the book does),
-Embedding(10, 32), hidden 32, the book's Xavier-uniform initialisation, Adam lr 1e-3, batch 8, no
-shuffling, 500 epochs, seed 0, dev accuracy every 100 steps, the best dev checkpoint scored on the
-test set. Writes <out>/nndl_memory.{png,pdf,json} and prints the table.
+For each model, length L = 10, 15, …, 35 and seed: Embedding(10, 32), hidden 32, the book's
+Xavier-uniform initialisation, Adam lr 1e-3, batch 8, no shuffling, 500 epochs, dev accuracy every 100
+steps, the best dev checkpoint scored on the test set. Seed 0 trains on the book's datasets; seed s
+draws the datasets with the book's construction from s, and the weights from s. The runs go through
+``gradlab sweep train`` (Dask, --workers processes) into --runs, one gradlab train run directory each
+(its checkpoint.pt the best dev weights); the same command again keeps the finished runs. Writes
+<out>/nndl_memory.{png,pdf,json}: mean test accuracy with 95 % t intervals over seeds, the paired
+difference LSTM − SRN at each length, and the slope against length, and prints the table.
 
-    python experiments/nndl_memory.py --jobs 2     # ~20 min on 2 cores
-    python experiments/nndl_memory.py --smoke      # seconds, for the test suite
+    python experiments/nndl_memory.py                 # 5 seeds: ~30 min on 2 cores
+    python experiments/nndl_memory.py --seeds 0       # the book's single run: ~6 min
+    python experiments/nndl_memory.py --smoke         # seconds, for the test suite
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
+import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import positive_int, run, start, write_outputs  # noqa: E402
+from _common import run, start, sweep_options, sweep_runs, write_outputs  # noqa: E402
 
-from gradlab.tasks.weights import save_checkpoint  # noqa: E402
+from gradlab.common.versions import versions  # noqa: E402
 from gradlab.plots.style import MODEL_COLORS, MODEL_LABELS, new_figure  # noqa: E402
+from gradlab.sweep.aggregate import CONFIDENCE, interval  # noqa: E402
 from gradlab.tasks.digit_sum import TASK  # noqa: E402
-from gradlab.training.loop import TrainConfig, train  # noqa: E402
 
 NAME = "nndl_memory"
-BOOK = TrainConfig(task="digit-sum", hidden=32, init="nndl", epochs=500, batch=8, lr=1e-3, optimizer="adam",
-                   seed=0, eval_every=100)
-FULL = {"models": ("srn", "lstm"), "lengths": (10, 15, 20, 25, 30, 35), "config": BOOK}
-SMOKE = {"models": ("srn", "lstm"), "lengths": (5, 10),
-         "config": TrainConfig(task="digit-sum", hidden=8, init="nndl", epochs=1, batch=8, eval_every=20)}
+#: The book's training settings as gradlab train flags (the models, lengths and seeds vary).
+BOOK = ("--task", "digit-sum", "--hidden", "32", "--init", "nndl", "--epochs", "500", "--batch", "8",
+        "--lr", "0.001", "--optimizer", "adam", "--eval-every", "100")
+FULL = {"models": ("srn", "lstm"), "lengths": (10, 15, 20, 25, 30, 35), "flags": BOOK, "seeds": "0-4"}
+SMOKE = {"models": ("srn", "lstm"), "lengths": (5, 10), "seeds": "0-1",
+         "flags": ("--task", "digit-sum", "--hidden", "8", "--init", "nndl", "--epochs", "1", "--batch", "8",
+                   "--eval-every", "20")}
 
 
-def run_one(cfg: TrainConfig, checkpoints: Path | None) -> dict:
-    torch.set_num_threads(1)  # one process per core is faster than threads for these small models
-    result = train(cfg, progress=False)
-    if checkpoints is not None:
-        save_checkpoint(checkpoints / f"{cfg.model}-L{cfg.length}.pt", result.problem, asdict(cfg),
-                        {"step": result.best_step, "dev_accuracy": result.best_dev.value}, overwrite=True)
-    return {"model": cfg.model, "length": cfg.length, "test_accuracy": result.test.value,
-            "best_dev_accuracy": result.best_dev.value, "best_step": result.best_step,
-            "steps": len(result.history["loss"]), "seconds": result.seconds, "evals": result.evals}
+def read_run(settings: dict, run_dir: Path) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {"model": settings["--model"], "length": int(settings["--len"]), "seed": int(settings["--seed"]),
+            "test_accuracy": summary["test"]["value"], "best_dev_accuracy": summary["best_dev"]["value"],
+            "best_step": summary["best_step"], "steps": summary["steps"], "seconds": summary["seconds"],
+            "run": run_dir.name}
 
 
-def figure(rows: list[dict], models, lengths):
-    fig, (ax,) = new_figure()
-    for model in models:
-        mine = sorted((r["length"], r["test_accuracy"]) for r in rows if r["model"] == model)
-        ax.plot(*zip(*mine), "o-", color=MODEL_COLORS[model], label=MODEL_LABELS[model])
+def slope(points: list[tuple[int, float]]) -> dict:
+    """Least-squares slope of accuracy against length over every run, per step of length, with its
+    95 % t interval (n − 2 degrees of freedom); None where fewer than three runs or one length."""
+    x, y = np.array(points, dtype=float).T
+    if len(x) < 3 or len(set(x)) < 2:
+        return {"per_step": None, "ci95_low": None, "ci95_high": None}
+    fit = stats.linregress(x, y)
+    half = stats.t.ppf((1 + CONFIDENCE) / 2, len(x) - 2) * fit.stderr
+    return {"per_step": float(fit.slope), "ci95_low": float(fit.slope - half), "ci95_high": float(fit.slope + half)}
+
+
+def summarise(rows: list[dict], models, lengths) -> dict:
+    """Per model and length the test accuracy's interval over seeds; per length the paired (same
+    seed, so the same data) difference LSTM − SRN; per model the slope against length."""
+    def acc(model, L):
+        return {r["seed"]: r["test_accuracy"] for r in rows if r["model"] == model and r["length"] == L}
+
+    table = {m: {str(L): interval(list(acc(m, L).values())) for L in lengths} for m in models}
+    out = {"test_accuracy": table,
+           "slope_per_step_of_length": {m: slope([(r["length"], r["test_accuracy"]) for r in rows if r["model"] == m])
+                                        for m in models}}
+    if set(models) >= {"srn", "lstm"}:
+        diffs = {}
+        for L in lengths:
+            srn, lstm = acc("srn", L), acc("lstm", L)
+            diffs[str(L)] = interval([lstm[s] - srn[s] for s in sorted(srn.keys() & lstm.keys())])
+        out["lstm_minus_srn"] = diffs
+    return out
+
+
+def figure(rows: list[dict], summary: dict, models, lengths):
+    fig, (ax,) = new_figure(height=4.6)
+    seeds = len({r["seed"] for r in rows})
+    for i, model in enumerate(models):
+        shift = (i - (len(models) - 1) / 2) * 0.4  # side by side, so the bars do not hide each other
+        cells = [summary["test_accuracy"][model][str(L)] for L in lengths]
+        mean = np.array([c["mean"] for c in cells], dtype=float)
+        lo = np.array([c["mean"] if c["ci95_low"] is None else c["ci95_low"] for c in cells], dtype=float)
+        hi = np.array([c["mean"] if c["ci95_high"] is None else c["ci95_high"] for c in cells], dtype=float)
+        x = np.asarray(lengths, dtype=float) + shift
+        ax.errorbar(x, mean, yerr=[mean - lo, hi - mean], fmt="o-", color=MODEL_COLORS[model], capsize=3, lw=1.4,
+                    label=f"{MODEL_LABELS[model]}: mean, 95 % interval over {seeds} seeds")
+        mine = [(r["length"] + shift, r["test_accuracy"]) for r in rows if r["model"] == model]
+        ax.plot(*zip(*mine), ".", color=MODEL_COLORS[model], alpha=0.35, ms=5, label=f"{MODEL_LABELS[model]}: each seed")
     ax.axhline(TASK.chance, color="0.5", ls=":", label="always guessing 9 (0.10)")
     ax.set(xlabel="sequence length L (steps)", ylabel="test accuracy (best dev checkpoint)", ylim=(0, 1.02),
            xticks=list(lengths), title="Digit-sum memory (NNDL 6.1, 6.3)")
-    ax.legend()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, fontsize=7.5, frameon=False)
     return fig
 
 
+def _cell(c: dict) -> str:
+    if c["mean"] is None:
+        return "–"
+    if c["ci95_low"] is None:
+        return f"{c['mean']:.2f}"
+    return f"{c['mean']:.2f} [{c['ci95_low']:.2f}, {c['ci95_high']:.2f}]"
+
+
+def print_table(summary: dict, models, lengths) -> None:
+    both = "lstm_minus_srn" in summary
+    print("| L | " + " | ".join(MODEL_LABELS[m] for m in models) + (" | LSTM − SRN |" if both else " |"))
+    print("|---|" + "---|" * (len(models) + both))
+    for L in lengths:
+        cells = [_cell(summary["test_accuracy"][m][str(L)]) for m in models]
+        if both:
+            cells.append(_cell(summary["lstm_minus_srn"][str(L)]))
+        print(f"| {L} | " + " | ".join(cells) + " |")
+    for m, s in summary["slope_per_step_of_length"].items():
+        if s["per_step"] is not None:
+            print(f"{MODEL_LABELS[m]}: accuracy changes by {s['per_step']:+.4f} per step of length "
+                  f"[{s['ci95_low']:+.4f}, {s['ci95_high']:+.4f}]")
+
+
 def main(argv=None) -> int:
-    def extra(p):
-        p.add_argument("--jobs", type=positive_int, default=1, help="training runs in parallel (one per core)")
-        p.add_argument("--checkpoints", type=Path, default=None, help="also save each trained model here")
-    args = start(NAME, __doc__, argv, extra)
+    args = start(NAME, __doc__, argv, lambda p: sweep_options(p, NAME, FULL["seeds"]))
     plan = SMOKE if args.smoke else FULL
-    if args.checkpoints is not None:
-        args.checkpoints.mkdir(parents=True, exist_ok=True)
-    configs = [replace(plan["config"], model=m, length=L) for m in plan["models"] for L in plan["lengths"]]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_one, cfg, args.checkpoints) for cfg in configs]
-        rows = [f.result() for f in tqdm(futures, desc=NAME, unit="run", disable=args.smoke)]
-    print("| L | " + " | ".join(MODEL_LABELS[m] for m in plan["models"]) + " |")
-    print("|---|" + "---|" * len(plan["models"]))
-    for L in plan["lengths"]:
-        accs = [next(r["test_accuracy"] for r in rows if r["model"] == m and r["length"] == L) for m in plan["models"]]
-        print(f"| {L} | " + " | ".join(f"{a:.2f}" for a in accs) + " |")
-    data = {"config": asdict(plan["config"]), "models": plan["models"], "lengths": plan["lengths"],
-            "torch_threads_per_run": 1, "runs": rows}
-    write_outputs(NAME, args.out, figure(rows, plan["models"], plan["lengths"]), data, args.overwrite)
+    seeds = SMOKE["seeds"] if args.smoke and args.seeds == FULL["seeds"] else args.seeds
+    flags = ["--model", ",".join(plan["models"]), "--len", ",".join(map(str, plan["lengths"])), "--seed", seeds,
+             *plan["flags"]]
+    finished = sweep_runs(NAME, flags, args)
+    rows = [read_run(settings, d) for settings, d in finished]
+    summary = summarise(rows, plan["models"], plan["lengths"])
+    print_table(summary, plan["models"], plan["lengths"])
+    first = json.loads((finished[0][1] / "summary.json").read_text())
+    config = {k: v for k, v in first["config"].items() if k not in ("model", "length", "seed")}
+    data = {"config": config, "varied": {"model": plan["models"], "length": plan["lengths"]},
+            "seeds": sorted({r["seed"] for r in rows}), "sweep": ["gradlab", "sweep", "train", *flags],
+            "interval": f"{CONFIDENCE:.0%} Student t over seeds", "summary": summary, "runs": rows,
+            "versions": {"client": versions(), "worker": first["versions"]}}
+    write_outputs(NAME, args.out, figure(rows, summary, plan["models"], plan["lengths"]), data, args.overwrite)
     return 0
 
 

@@ -60,8 +60,8 @@ def test_benchmark_smoke_run_prints_a_measured_row(script, tmp_path):
 
 
 def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curves(tmp_path):
-    checkpoints = tmp_path / "checkpoints"
-    assert run(ROOT / "experiments" / "nndl_memory.py", "--out", str(tmp_path / "a"), "--checkpoints", str(checkpoints),
+    checkpoints = tmp_path / "sweep"
+    assert run(ROOT / "experiments" / "nndl_memory.py", "--out", str(tmp_path / "a"), "--runs", str(checkpoints),
                cwd=tmp_path).returncode == 0
     script = ROOT / "experiments" / "decay_through_training.py"
     assert run(script, "--out", str(tmp_path / "b"), "--checkpoints", str(checkpoints), cwd=tmp_path).returncode == 0
@@ -73,7 +73,7 @@ def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curv
         assert fresh[f"digit-sum/{model}"]["source"] == "trained here"
         for when in ("init", "trained"):
             # to float32 accuracy (its epsilon, 1.2e-7): torch's fused float32 kernels sum in an order that
-            # depends on the thread count, and nndl_memory trains with one thread per job
+            # depends on the thread count, and nndl_memory's sweep trains with one thread per worker
             assert reused[f"digit-sum/{model}"]["log10_mean_grad_h"][when] == pytest.approx(
                 fresh[f"digit-sum/{model}"]["log10_mean_grad_h"][when], abs=1.2e-7)
     assert reused["digit-sum/gru"]["source"] == "trained here"
@@ -81,10 +81,12 @@ def test_decay_through_training_reuses_nndl_memory_models_and_gets_the_same_curv
 
 @pytest.mark.parametrize("script,args,fragment", [
     ("decay_at_init", ["--out", "/dev/null"], "argument --out: /dev/null is not a directory"),
-    ("nndl_gates", ["--checkpoint", "/nonexistent.pt"], "argument --checkpoint: no such file: /nonexistent.pt"),
+    ("nndl_gates", ["--checkpoint", "/nonexistent.pt"], "argument --checkpoint: no such file or directory: /nonexistent.pt"),
     ("nndl_gates", ["--checkpoint", "corrupt.pt"], "argument --checkpoint: corrupt.pt: not a gradlab checkpoint"),
-    ("nndl_memory", ["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
-    ("nndl_memory", ["--jobs", "-3"], "argument --jobs: expected an integer >= 1, got -3"),
+    ("nndl_memory", ["--workers", "0"], "argument --workers: expected an integer >= 1, got 0"),
+    ("nndl_memory", ["--workers", "-3"], "argument --workers: expected an integer >= 1, got -3"),
+    ("nndl_memory", ["--seeds", "4-0"], "argument --seed: the range 4-0 is empty"),
+    ("nndl_explosion", ["--seeds", "zero"], "argument --seed: "),
     ("decay_through_training", ["--checkpoints", "/nonexistent"], "argument --checkpoints: /nonexistent is not a directory"),
     ("nndl_explosion", ["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
@@ -96,6 +98,7 @@ def test_bad_script_flags_exit_2_with_one_line_and_write_nothing(script, args, f
     assert proc.returncode == 2
     assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not out.exists() or list(out.iterdir()) == []
+    assert not (tmp_path / "runs").exists()  # no sweep directory either
 
 
 def test_the_examples_refuse_unknown_flags():
