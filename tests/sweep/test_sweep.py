@@ -165,15 +165,19 @@ def test_a_sweep_runs_on_an_external_scheduler_and_survives_a_killed_worker(clus
             "--batch", "4", "--sizes", "64,8,8", "--eval-every", "50", "--out", str(out), "--scheduler", address, "--quiet"]
     import threading
 
+    written_at_kill = []
+
     def kill_a_worker_mid_sweep():
         deadline = time.time() + 120
-        while time.time() < deadline and not any((out / "runs").glob("model=*")):
+        while time.time() < deadline and not any((out / "runs").glob("seed=*")):  # named by the varied flag
             time.sleep(0.05)
+        written_at_kill.append(len(list((out / "runs").glob("seed=*"))))
         os.kill(procs[1].pid, signal.SIGKILL)  # the first run is written: the sweep is under way
 
     killer = threading.Thread(target=kill_a_worker_mid_sweep)
     killer.start()
     assert main(argv) == 0
     killer.join()
-    assert procs[1].poll() is not None  # that worker is gone
+    assert 1 <= written_at_kill[0] < 6  # killed mid-sweep
+    assert procs[1].wait(timeout=10) is not None  # that worker is gone
     assert len(list((out / "runs").iterdir())) == 6 and len(read_csv(out / "sweep.csv")) == 1
