@@ -3,6 +3,7 @@
 Baseline: torch.nn.RNN / nn.LSTM / nn.GRU (input 8, hidden H, batch B) forward + backward with the
 loss on the last step, fused kernels. Compared, each giving every step's total gradient:
   record()                    the default: one pass, log-domain sweep (plain and log10 norms);
+  record(step)                the same, its carry rescaled at every step instead of in blocks;
   record(log_domain=False)    one pass, plain sweep;
   bptt(), bptt(log_domain=True)  the hand-derived pass with parameter and input gradients;
   checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain).
@@ -13,6 +14,7 @@ milliseconds and ratios to the baseline. Not a test: timings depend on the machi
     python benchmarks/engine_speed.py --lengths 10000 --repeats 3
     python benchmarks/engine_speed.py --hidden 64 256
     python benchmarks/engine_speed.py --models lstm --lengths 10000 --repeats 1
+    python benchmarks/engine_speed.py --block 1              # the log domain rescaling at every step
     python benchmarks/engine_speed.py --smoke                # tiny, for the test suite
 """
 
@@ -26,9 +28,10 @@ import time
 import torch
 
 import gradlab
+from gradlab.engine import logscale
 
 TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-COLUMNS = ("record()", "record(plain)", "bptt()", "bptt(log)", "checkpointed")
+COLUMNS = ("record()", "record(step)", "record(plain)", "bptt()", "bptt(log)", "checkpointed")
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -39,6 +42,15 @@ def median_ms(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
+
+
+def every_step(fn):
+    """``fn()`` with the log-domain carry rescaled at every step (block 1), as before blocks."""
+    block, logscale.BLOCK = logscale.BLOCK, 1
+    try:
+        return fn()
+    finally:
+        logscale.BLOCK = block
 
 
 def bench(kind: str, T: int, B: int, H: int, repeats: int) -> dict[str, float]:
@@ -63,6 +75,7 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int) -> dict[str, float]:
     return {
         "torch": median_ms(fused_step, repeats),
         "record()": median_ms(lambda: gradlab.record(fused, x, loss, full=False), repeats),
+        "record(step)": median_ms(lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)), repeats),
         "record(plain)": median_ms(lambda: gradlab.record(fused, x, loss, full=False, log_domain=False), repeats),
         "bptt()": median_ms(lambda: gradlab.bptt(model, x, grad_output), repeats),
         "bptt(log)": median_ms(lambda: gradlab.bptt(model, x, grad_output, log_domain=True), repeats),
@@ -80,12 +93,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", nargs="+", choices=tuple(TORCH_MODULES), default=["lstm", "gru", "srn"])
+    p.add_argument("--block", type=int, default=logscale.BLOCK,
+                   help=f"steps the log-domain sweep runs between rescalings (default {logscale.BLOCK}; 1: every step)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    logscale.BLOCK = args.block
     lengths, hidden, repeats = ((20,), (8,), 1) if args.smoke else (args.lengths, args.hidden, args.repeats)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s); "
-          f"B = {args.batch}, input 8, loss on the last step; median of {repeats}; baseline: torch fused forward + "
-          "backward")
+          f"B = {args.batch}, input 8, loss on the last step; median of {repeats}; log-domain block {args.block}; "
+          "baseline: torch fused forward + backward")
     print(f"{'model':5s} {'H':>4s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
     for kind in args.models:
         for H in hidden:

@@ -9,17 +9,29 @@ its size is accumulated as a natural-log scale λ in float64 (docs/derivations.m
 The explicit gradient ∂⁺L/∂h_t arrives in the same form (ê_t, ℓ_t) and is merged with the
 log-sum-exp trick, m = max(λ, ℓ_t):  ĉ ← ĉ·e^{λ−m} + ê_t·e^{ℓ_t−m},  λ ← m; every exponent is ≤ 0,
 so nothing overflows and an underflow only drops a term that is negligible beside the other.
+
+The carry is rescaled by powers of two (eq. LOG-carry with λ a multiple of ln 2), which changes no
+digit of it: so between merges the sweep may run a block of steps without rescaling and rescale at
+the block's end, with the same values as rescaling every step, as long as every row stayed within
+[2⁻⁶⁰, 2⁶⁰] of its scale; a block that left that range is run again step by step (LogScale.order).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
 #: log of an exact zero. A finite stand-in for −inf keeps λ − m well defined (never −inf − (−inf)).
 LOG_ZERO = -1e300
+#: Steps a log-domain sweep runs between rescalings of its carry where nothing is merged into it.
+#: A divisor of the LSTM's DERIVATIVE_CHUNK, so that a block never straddles two chunks.
+BLOCK = 16
+#: A block is kept when the largest magnitude of every row it stored lies in [LOW, HIGH] (or is 0):
+#: far from float32's range (2⁻¹²⁶ … 2¹²⁸), so that no entry within 2⁻⁶⁶ of its row's largest is lost.
+LOW, HIGH = 2.0 ** -60, 2.0 ** 60
+LN2 = math.log(2.0)
 
 
 def split_log(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +81,13 @@ class PlainScale:
                 c.addcmul_(part, here)
         torch.add(self.explicit[t], carry, out=out)
 
+    def track(self, *outputs: torch.Tensor) -> None:
+        """Nothing to check: plain values are carried as they are."""
+
+    def order(self, T: int) -> Iterator[int]:
+        """The steps of the sweep, T−1 down to 0, each once."""
+        return iter(range(T - 1, -1, -1))
+
     def renormalize(self, *carries: torch.Tensor) -> None:
         """Nothing to do: plain values are carried as they are."""
 
@@ -84,7 +103,7 @@ class LogScale:
     """
 
     def __init__(self, explicit_hat: torch.Tensor, explicit_log: torch.Tensor, start: torch.Tensor,
-                 final: Optional[tuple] = None) -> None:
+                 final: Optional[tuple] = None, block: Optional[int] = None) -> None:
         self.explicit_hat, self.explicit_log = split_log_rows(explicit_hat, explicit_log)
         self.explicit = self.explicit_hat  # [T, B, H], the shape and dtype the sweep works in
         self.has_explicit = (self.explicit_log > LOG_ZERO / 2).any(dim=1).tolist()  # one sync
@@ -92,9 +111,49 @@ class LogScale:
         self.steps = torch.empty_like(explicit_log)
         self.final = final
         self.final_steps = set() if final is None else set(final[0].tolist())
+        self.block = BLOCK if block is None else block  # steps per block; 1: rescale every step
+        self.tracked: tuple[torch.Tensor, ...] = ()
+        self._block: Optional[tuple[int, int]] = None  # (lo, hi) of the block running unrescaled
+        self._saved: Optional[tuple] = None  # its entering carries and λ
+        self._replay = False
+        self._zero: Optional[torch.Tensor] = None  # [B], see _in_range
+
+    def track(self, *outputs: torch.Tensor) -> None:
+        """The sweep's per-step outputs ([T, B, ·], e.g. δh and δc) whose rows a block's range check reads."""
+        self.tracked = outputs
+
+    def order(self, T: int) -> Iterator[int]:
+        """The steps of the sweep, T−1 down to 0. Steps lo … hi with nothing to merge run as one
+        block without rescaling (their λ is the block's); a block whose rows left [LOW, HIGH] is
+        run again, step by step, from the carries it entered with (the same steps yielded twice)."""
+        hi = T - 1
+        while hi >= 0:
+            lo = max(0, hi + 1 - self.block)
+            quiet = lo < hi and not any(self.has_explicit[lo:hi + 1]) and not any(lo <= t <= hi for t in self.final_steps)
+            if quiet:
+                self._block = (lo, hi)
+                yield from range(hi, lo - 1, -1)
+                self._block = None
+                if self._replay:
+                    carries, saved, log = self._saved
+                    for c, s in zip(carries, saved):
+                        c.copy_(s)
+                    self.log, self._replay = log, False
+                    yield from range(hi, lo - 1, -1)
+            else:
+                yield from range(hi, lo - 1, -1)
+            hi = lo - 1
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t (carry plus explicit, on a common scale) into ``out``; rescale ``others``."""
+        self._t = t
+        if self._block is not None:  # no merge in a block: the carry as it is, on the block's λ
+            if t == self._block[1]:
+                carries = (carry, *others)
+                self._saved = (carries, tuple(c.clone() for c in carries), self.log.clone())
+                self._zero = joint_max(carries) == 0  # [B] samples whose carry is exactly 0 and stays so
+            out.copy_(carry)
+            return
         if t in self.final_steps:  # log-sum-exp of the carries and the final-state gradient, per sample
             at, parts, final_log = self.final
             enters = torch.where(at == t, final_log, torch.full_like(final_log, LOG_ZERO))
@@ -117,17 +176,42 @@ class LogScale:
         self.steps[t] = self.log
 
     def renormalize(self, *carries: torch.Tensor) -> None:
-        """Divide the carries in place by their joint largest magnitude per sample; add its log to λ.
-        A sample whose carries are all exactly zero gets λ = LOG_ZERO, so that an explicit gradient
-        merged later keeps its own scale, however small beside the carry's last one."""
-        m = carries[0].abs().amax(dim=-1)  # 7 µs on [32, 128]; vector_norm(inf) measured 24 µs
-        for c in carries[1:]:
-            m = torch.maximum(m, c.abs().amax(dim=-1))
+        """Rescale the carries in place by a power of two per sample, 2^−e with e the exponent of
+        their joint largest magnitude (which then lies in [0.5, 1)), and add e·ln 2 to λ. A sample
+        whose carries are all exactly zero gets λ = LOG_ZERO, so that an explicit gradient merged
+        later keeps its own scale, however small beside the carry's last one. Inside a block: nothing
+        until its last step, which checks the block's range first."""
+        if self._block is not None:
+            lo, hi = self._block
+            if self._t != lo:
+                return
+            if not self._in_range(lo, hi):
+                self._replay = True  # order() restores the carries and runs the block step by step
+                return
+            self.steps[lo:hi + 1] = self.log
+        m = joint_max(carries)
         zero = m == 0
-        safe = m.clamp_min_(torch.finfo(m.dtype).tiny)
+        mantissa, exponent = torch.frexp(m.clamp_min_(torch.finfo(m.dtype).tiny))  # m = mantissa · 2^exponent
+        power = (mantissa / m).unsqueeze(-1)  # exactly 2^−exponent
         for c in carries:
-            c.div_(safe.unsqueeze(-1))
-        self.log = (self.log + safe.to(torch.float64).log_()).masked_fill_(zero, LOG_ZERO)
+            c.mul_(power)
+        self.log = (self.log + exponent.to(torch.float64) * LN2).masked_fill_(zero, LOG_ZERO)
+
+    def _in_range(self, lo: int, hi: int) -> bool:
+        """Whether every row the block stored has its largest magnitude in [LOW, HIGH], or is 0 for a
+        sample whose carry entered the block as exactly 0 (a row that fell to 0 may have underflowed):
+        one sync."""
+        r = joint_max(tuple(out[lo:hi + 1] for out in self.tracked))  # [steps, B]
+        bad = (r > HIGH) | ((r < LOW) & ~((r == 0) & self._zero))
+        return not bool(bad.any())
+
+
+def joint_max(parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """The largest magnitude over the last dim of every part, jointly: [..., D_i] → [...]."""
+    m = parts[0].abs().amax(dim=-1)  # 7 µs on [32, 128]; vector_norm(inf) measured 24 µs
+    for p in parts[1:]:
+        m = torch.maximum(m, p.abs().amax(dim=-1))
+    return m
 
 
 def add_logs(a_hat: torch.Tensor, a_log: torch.Tensor, b_hat: torch.Tensor,

@@ -51,6 +51,14 @@ class CarryScale(Protocol):
 
     explicit: torch.Tensor
 
+    def track(self, *outputs: torch.Tensor) -> None:
+        """The sweep's per-step outputs ([T, B, ·]: δh, and δc) that the scale may check for range."""
+
+    def order(self, T: int) -> Iterator[int]:
+        """The steps to run, T−1 down to 0; the log-domain scale may yield a block of steps a second
+        time (after restoring the carries it entered with), so a sweep keeps no state across steps
+        other than its carries and writes every step's outputs afresh."""
+
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t = ∂⁺L/∂h_t + carry into ``out``; rescale ``others`` alike."""
 

@@ -124,7 +124,8 @@ class GRUArchitecture(Architecture):
         steps = T if keep_projections else 1
         dx_all, dy_all = explicit.new_empty(steps, B, 3, H), explicit.new_empty(steps, B, 3, H)
         carry = grad_final[0].clone()
-        for t in range(T - 1, -1, -1):
+        scale.track(dh)
+        for t in scale.order(T):
             scale.enter(t, carry, (), out=dh[t])
             dx, dy = (dx_all[t], dy_all[t]) if keep_projections else (dx_all[0], dy_all[0])
             torch.mul(dh[t], d.n[t], out=dx[:, 2])

@@ -161,11 +161,12 @@ class LSTMArchitecture(Architecture):
         dz = explicit.new_empty(T if keep_projections else 1, B, 4, H)
         carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
         dm = dh if weight_hr is None else explicit.new_empty(T, B, H)
-        d, t0 = None, T
-        for t in range(T - 1, -1, -1):
-            if t < t0:  # the next chunk of local derivatives, steps t0 .. t
-                t0 = max(0, t + 1 - DERIVATIVE_CHUNK)
-                d = self.local_derivatives(LSTMTape(tape.h[t0:t + 2], tape.c[t0:t + 2], tape.gates[t0:t + 1]))
+        d, t0, t1 = None, T, T
+        scale.track(dh, dc)
+        for t in scale.order(T):
+            if not t0 <= t < t1:  # the chunk of local derivatives holding step t: steps t0 .. t1 − 1
+                t0, t1 = max(0, t + 1 - DERIVATIVE_CHUNK), t + 1
+                d = self.local_derivatives(LSTMTape(tape.h[t0:t1 + 1], tape.c[t0:t1 + 1], tape.gates[t0:t1]))
             s = t - t0
             scale.enter(t, carry_h, (carry_c,), out=dh[t])
             z = dz[t if keep_projections else 0]

@@ -99,7 +99,8 @@ class SRNArchitecture(Architecture):
         dh = torch.empty_like(explicit)
         da = explicit.new_empty(T if keep_projections else 1, *explicit.shape[1:])  # ∂L/∂a_t, a_t the pre-activation
         carry = grad_final[0].clone()
-        for t in range(T - 1, -1, -1):
+        scale.track(dh)
+        for t in scale.order(T):
             scale.enter(t, carry, (), out=dh[t])
             a = da[t if keep_projections else 0]
             torch.mul(dh[t], tape.dphi[t], out=a)
