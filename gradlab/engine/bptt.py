@@ -16,6 +16,8 @@ the plain value is 0.0 or inf.
 
 from __future__ import annotations
 
+import math
+
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -219,9 +221,6 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
                 g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
                 steps = scale.steps
-                if with_params:
-                    dxp = to_plain(g.dx_proj, steps)
-                    dyp = dxp if g.dh_proj is g.dx_proj else to_plain(g.dh_proj, steps)
                 dh, dc = to_plain(g.dh, steps), None if g.dc is None else to_plain(g.dc, steps)
                 log10_dh = log10_norm(g.dh, steps)
                 log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
@@ -248,8 +247,14 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 if with_params or k > 0:
                     down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
                     below = down if below is None else below + down
-            params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra)) \
-                if with_params else {}
+            params = {}
+            if with_params and log_domain:  # the sums over steps on the largest step's scale (eq. LOG-params)
+                w, top = step_weights(steps, g.dh.dtype)
+                params = parameter_grads(arch, tape, flip(inputs[k]), g.dx_proj * w, g.dh_proj * w, g.dh * w, k, d,
+                                         b_ih is not None, bool(extra))
+                params = {name: to_plain(v, top.expand(v.shape[:-1])) for name, v in params.items()}
+            elif with_params:
+                params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra))
             sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
                                            None if log10_dc is None else flip(log10_dc), flip(plain_explicit),
                                            flip(log10_explicit), params, grad_initial)
@@ -257,6 +262,18 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1
     return sweeps, explicit
+
+
+def step_weights(steps: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. (LOG-params): a sum over steps of terms e^{λ_t}·x̂_t is e^{m}·Σ_t e^{λ_t − m}·x̂_t with m the
+    largest λ: every weight ≤ 1, so the sum is formed without overflow and scaled once, to inf only
+    where the true value overflows (and an exact zero stays zero). steps: λ [T, B] (float64).
+    Returns the weights [T, B, 1] in ``dtype`` and m (a 0-d float64 tensor; LOG_ZERO when every
+    term is zero)."""
+    alive = steps > LOG_ZERO / 2
+    top = steps.masked_fill(~alive, -math.inf).max()
+    top = torch.where(torch.isfinite(top), top, torch.full_like(top, LOG_ZERO))
+    return torch.where(alive, (steps - top).exp(), torch.zeros_like(steps)).to(dtype).unsqueeze(-1), top
 
 
 def parameter_grads(arch, tape, inputs: torch.Tensor, dxp: torch.Tensor, dyp: torch.Tensor, dh: torch.Tensor,

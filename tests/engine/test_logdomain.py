@@ -135,3 +135,28 @@ def test_an_explicit_gradient_far_below_a_carry_that_became_zero_keeps_its_scale
     plain = gradlab.bptt(model, x, grad_out).log10_grad_norms("h", 0)
     assert np.isfinite(plain[-2]).all()
     np.testing.assert_allclose(log_domain[-2:], plain[-2:], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_parameter_gradients_past_overflow_are_inf_or_exact_zero_never_nan(dtype):
+    """A linear SRN with W_hh = 10·Q, zero input and biases: h_t stays 0 while ∂L/∂h_t grows ×10 a
+    step past float's range. The weights' gradients Σ_t δ_t x_tᵀ and Σ_t δ_t h_{t−1}ᵀ are exactly 0,
+    not inf·0 = NaN; the biases' Σ_t δ_t overflows: inf, with the sign of its largest terms."""
+    H, T = 4, 400
+    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    model = gradlab.SRN(2, H, nonlinearity="linear", dtype=dtype)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(10 * Q)
+        model.bias_ih_l0.zero_()
+        model.bias_hh_l0.zero_()
+    x = torch.zeros(T, 1, 2, dtype=dtype)
+    g = torch.zeros(T, 1, H, dtype=dtype)
+    g[-1] = 1.0
+    res = gradlab.bptt(model, x, g, log_domain=True)
+    grads = res.param_grads
+    assert not any(torch.isnan(v).any() for v in grads.values())
+    for name in ("weight_ih_l0", "weight_hh_l0"):
+        assert torch.equal(grads[name], torch.zeros_like(grads[name]))
+    assert torch.isinf(grads["bias_ih_l0"]).all() and torch.equal(grads["bias_ih_l0"], grads["bias_hh_l0"])
+    first = res.grad("h", 0)[0, 0]  # δ at t = 0, the largest term of the sum: inf too, with its sign
+    assert torch.equal(torch.sign(grads["bias_ih_l0"]), torch.sign(first))
