@@ -31,7 +31,7 @@ def sweep_figure(curves: Mapping[str, Sequence[tuple]], xlabel: str, ylabel: str
         hi = np.array([np.nan if points[i][3] is None else points[i][3] for i in order], dtype=float)
         err = np.vstack([np.where(np.isnan(lo), 0, mean - lo), np.where(np.isnan(hi), 0, hi - mean)])
         color = MODEL_COLORS.get(model)
-        ax.errorbar(x, mean, yerr=err, fmt="o-", color=color, capsize=3, lw=1.3,
+        ax.errorbar(x, mean, yerr=err, fmt="o-" if numeric else "o", color=color, capsize=3, lw=1.3,  # no line between categories
                     label=MODEL_LABELS.get(model, model))
         if not numeric:
             ax.set_xticks(x, [str(xs[i]) for i in order])

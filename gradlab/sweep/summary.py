@@ -41,13 +41,14 @@ def write_summary(out: Path, command: str, tasks: Sequence[Task], varied_flags: 
 
     atomic_write(out / "sweep.csv", write, overwrite=True)
     x_flag = next((f for f in setting if f != "--model"), None)
+    fixed_model = dict(tasks[0].settings).get("--model", command) if tasks else command  # not varied: one curve
     if table and x_flag is not None:
         from gradlab.plots.sweep import sweep_figure
 
         for metric in METRICS[command]:
             curves = {}
             for r in table:
-                curves.setdefault(r.get("--model", command), []).append(
+                curves.setdefault(r.get("--model", fixed_model), []).append(
                     (r[x_flag], r[f"{metric}_mean"], r[f"{metric}_ci95_low"], r[f"{metric}_ci95_high"]))
             fig = sweep_figure(curves, x_flag.lstrip("-"), metric.replace("_", " "))
             stem = out / f"sweep_{metric}"

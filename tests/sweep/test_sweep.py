@@ -101,6 +101,8 @@ def test_a_failing_task_is_recorded_with_its_reason_and_the_others_finish(tmp_pa
     state = json.loads((out / "sweep.json").read_text())
     statuses = {name: t["status"] for name, t in state["tasks"].items()}
     assert statuses == {"nonlinearity=tanh": "finished", "nonlinearity=linear": "failed"}
+    # the figure's one curve is the fixed model's (coloured as the SRN everywhere), not the command's
+    assert set(json.loads((out / "sweep_test_score.json").read_text())["curves"]) == {"srn"}
 
 
 def test_a_file_as_the_sweep_directory_exits_2_with_one_line(tmp_path, capsys):
