@@ -107,8 +107,9 @@ def atomic_write(path: Path, write: Callable[[Path], None], overwrite: bool = Fa
 @contextmanager
 def interrupts_held() -> Iterator[None]:
     """Ctrl-C (SIGINT) held back until the block ends, then raised as KeyboardInterrupt. Only the
-    main thread receives signals; elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
+    main thread receives signals; elsewhere, and in a process that ignores SIGINT (started with
+    nohup, or in a shell's background), the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     caught = []

@@ -73,7 +73,17 @@ def test_a_file_set_is_written_whole_or_not_at_all(tmp_path):
     assert not (tmp_path / "c.txt").exists()
 
 
-def test_ctrl_c_is_held_back_until_the_renames_are_done(tmp_path):
+@pytest.fixture
+def sigint_default():
+    """Python's own Ctrl-C handler for the test (a run started with nohup inherits SIGINT ignored)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_is_held_back_until_the_renames_are_done(tmp_path, sigint_default):
     import os
     import signal
 
@@ -83,3 +93,18 @@ def test_ctrl_c_is_held_back_until_the_renames_are_done(tmp_path):
             (tmp_path / "done").write_text("the block ran to its end")
     assert (tmp_path / "done").exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_process_that_ignores_ctrl_c_goes_on_ignoring_it(tmp_path):
+    import os
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            (tmp_path / "done").write_text("the block ran to its end")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert (tmp_path / "done").exists()
