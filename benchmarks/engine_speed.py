@@ -15,6 +15,7 @@ milliseconds and ratios to the baseline. Not a test: timings depend on the machi
     python benchmarks/engine_speed.py --hidden 64 256
     python benchmarks/engine_speed.py --models lstm --lengths 10000 --repeats 1
     python benchmarks/engine_speed.py --block 1              # the log domain rescaling at every step
+    python benchmarks/engine_speed.py --device cuda --sizes 32,128 64,512 256,1024 --lengths 1000   # the GPU table
     python benchmarks/engine_speed.py --smoke                # tiny, for the test suite
 """
 
@@ -34,12 +35,16 @@ TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU
 COLUMNS = ("record()", "record(step)", "record(plain)", "bptt()", "bptt(log)", "checkpointed")
 
 
-def median_ms(fn, repeats: int) -> float:
+def median_ms(fn, repeats: int, device: str = "cpu") -> float:
+    """Median wall time of ``fn()`` after one warm-up; on CUDA synchronised before and after each call."""
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e3
 
@@ -53,12 +58,12 @@ def every_step(fn):
         logscale.BLOCK = block
 
 
-def bench(kind: str, T: int, B: int, H: int, repeats: int) -> dict[str, float]:
+def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     torch.manual_seed(0)
-    fused = TORCH_MODULES[kind](8, H)
+    fused = TORCH_MODULES[kind](8, H).to(device)
     model = gradlab.from_torch(fused)
-    x = torch.randn(T, B, 8)
-    grad_output = torch.zeros(T, B, H)
+    x = torch.randn(T, B, 8, device=device)
+    grad_output = torch.zeros(T, B, H, device=device)
     grad_output[-1] = 1.0
 
     def fused_step():
@@ -73,15 +78,24 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int) -> dict[str, float]:
 
     loss = lambda out: out[-1].sum()  # noqa: E731
     return {
-        "torch": median_ms(fused_step, repeats),
-        "record()": median_ms(lambda: gradlab.record(fused, x, loss, full=False), repeats),
-        "record(step)": median_ms(lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)), repeats),
-        "record(plain)": median_ms(lambda: gradlab.record(fused, x, loss, full=False, log_domain=False), repeats),
-        "bptt()": median_ms(lambda: gradlab.bptt(model, x, grad_output), repeats),
-        "bptt(log)": median_ms(lambda: gradlab.bptt(model, x, grad_output, log_domain=True), repeats),
+        "torch": median_ms(fused_step, repeats, device),
+        "record()": median_ms(lambda: gradlab.record(fused, x, loss, full=False), repeats, device),
+        "record(step)": median_ms(lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)), repeats, device),
+        "record(plain)": median_ms(lambda: gradlab.record(fused, x, loss, full=False, log_domain=False), repeats, device),
+        "bptt()": median_ms(lambda: gradlab.bptt(model, x, grad_output), repeats, device),
+        "bptt(log)": median_ms(lambda: gradlab.bptt(model, x, grad_output, log_domain=True), repeats, device),
         "checkpointed": median_ms(lambda: gradlab.checkpointed_norms(model, lambda t0, t1: x[t0:t1], explicit, T, B,
-                                                                     progress=False), repeats),
+                                                                     progress=False), repeats, device),
     }
+
+
+def pair(text: str) -> tuple[int, int]:
+    """An argparse type: "B,H" → (B, H)."""
+    try:
+        b, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected B,H (two integers), got {text!r}") from None
+    return b, h
 
 
 def main(argv=None) -> int:
@@ -90,26 +104,37 @@ def main(argv=None) -> int:
     p.add_argument("--lengths", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--hidden", type=int, nargs="+", default=[128])
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--sizes", type=pair, nargs="+", default=None, metavar="B,H",
+                   help="(batch, hidden) pairs instead of --batch × --hidden, e.g. the GPU table's 32,128 64,512 256,1024")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where everything runs; on CUDA each call is synchronised and TF32 is off")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", nargs="+", choices=tuple(TORCH_MODULES), default=["lstm", "gru", "srn"])
     p.add_argument("--block", type=int, default=logscale.BLOCK,
                    help=f"steps the log-domain sweep runs between rescalings (default {logscale.BLOCK}; 1: every step)")
     args = p.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: this machine has no CUDA device (torch.cuda.is_available() is False)")
     torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False  # the same float32 arithmetic as on the CPU
+    torch.backends.cudnn.allow_tf32 = False
     logscale.BLOCK = args.block
-    lengths, hidden, repeats = ((20,), (8,), 1) if args.smoke else (args.lengths, args.hidden, args.repeats)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s); "
-          f"B = {args.batch}, input 8, loss on the last step; median of {repeats}; log-domain block {args.block}; "
-          "baseline: torch fused forward + backward")
-    print(f"{'model':5s} {'H':>4s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
+    lengths, repeats = ((20,), 1) if args.smoke else (args.lengths, args.repeats)
+    sizes = [(args.batch, 8)] if args.smoke else (args.sizes or [(args.batch, H) for H in args.hidden])
+    where = (torch.cuda.get_device_name() + ", TF32 off, synchronised") if args.device == "cuda" else \
+        (platform.processor() or platform.machine())
+    print(f"# {where}, torch {torch.__version__}, {args.threads} CPU thread(s); input 8, loss on the last step; "
+          f"median of {repeats}; log-domain block {args.block}; baseline: torch fused forward + backward "
+          f"({'cuDNN' if args.device == 'cuda' else 'CPU kernels'})")
+    print(f"{'model':5s} {'B':>4s} {'H':>5s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
     for kind in args.models:
-        for H in hidden:
+        for B, H in sizes:
             for T in lengths:
-                t = bench(kind, T, args.batch, H, repeats)
+                t = bench(kind, T, B, H, repeats, args.device)
                 base = t["torch"]
                 cells = "  ".join(f"{t[c] / base:6.2f}x ({t[c]:5.0f})" for c in COLUMNS)
-                print(f"{kind:5s} {H:4d} {T:6d} {base:9.1f}  {cells}", flush=True)
+                print(f"{kind:5s} {B:4d} {H:5d} {T:6d} {base:9.1f}  {cells}", flush=True)
     return 0
 
 

@@ -140,3 +140,14 @@ def test_help_states_the_scripts_whole_first_paragraph(script):
     assert proc.returncode == 0
     doc = script.read_text().split('"""')[1]
     assert " ".join(doc.split("\n\n")[0].split()) in " ".join(proc.stdout.split())
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="with CUDA the script runs the whole device check")
+def test_the_gpu_check_stops_in_one_line_without_cuda(tmp_path):
+    import os
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "OUT": str(tmp_path)}
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.strip() == "gpu_check: no CUDA device here"
+    assert list(tmp_path.iterdir()) == []
