@@ -11,6 +11,7 @@ difference LSTM − SRN at each length, and the slope against length, and prints
 
     python experiments/nndl_memory.py                 # 5 seeds: ~30 min on 2 cores
     python experiments/nndl_memory.py --seeds 0       # the book's single run: ~6 min
+    python experiments/nndl_memory.py --sizes 300,500,500 --out figures/dev500   # dev and test sets of 500
     python experiments/nndl_memory.py --smoke         # seconds, for the test suite
 """
 
@@ -124,11 +125,20 @@ def print_table(summary: dict, models, lengths) -> None:
 
 
 def main(argv=None) -> int:
-    args = start(NAME, __doc__, argv, lambda p: sweep_options(p, NAME, FULL["seeds"]))
+    def extra(p):
+        sweep_options(p, NAME, FULL["seeds"])
+        p.add_argument("--sizes", default=None, metavar="TRAIN,DEV,TEST",
+                       help="examples per split (default: the book's 300,100,100); multiples of 100 keep the book's "
+                            "construction, e.g. 300,500,500 for dev and test sets of 500; sweep directory "
+                            "runs/nndl_memory-sizes-TRAIN-DEV-TEST unless --runs is given")
+    args = start(NAME, __doc__, argv, extra)
     plan = SMOKE if args.smoke else FULL
     seeds = SMOKE["seeds"] if args.smoke and args.seeds == FULL["seeds"] else args.seeds
+    sized = [] if args.sizes is None else ["--sizes", args.sizes]
+    if args.sizes is not None and args.runs is None:
+        args.runs = Path("runs") / f"{NAME}-sizes-{args.sizes.replace(',', '-')}"
     flags = ["--model", ",".join(plan["models"]), "--len", ",".join(map(str, plan["lengths"])), "--seed", seeds,
-             *plan["flags"]]
+             *plan["flags"], *sized]
     finished = sweep_runs(NAME, flags, args)
     rows = [read_run(settings, d) for settings, d in finished]
     summary = summarise(rows, plan["models"], plan["lengths"])
@@ -139,7 +149,10 @@ def main(argv=None) -> int:
             "seeds": sorted({r["seed"] for r in rows}), "sweep": ["gradlab", "sweep", "train", *flags],
             "interval": f"{CONFIDENCE:.0%} Student t over seeds", "summary": summary, "runs": rows,
             "versions": {"client": versions(), "worker": first["versions"]}}
-    write_outputs(NAME, args.out, figure(rows, summary, plan["models"], plan["lengths"]), data, args.overwrite)
+    fig = figure(rows, summary, plan["models"], plan["lengths"])
+    if args.sizes is not None:
+        fig.axes[0].set_title(f"Digit-sum memory (NNDL 6.1, 6.3), train/dev/test {args.sizes.replace(',', '/')}")
+    write_outputs(NAME, args.out, fig, data, args.overwrite)
     return 0
 
 

@@ -28,7 +28,9 @@ def datasets(task: Task, length: int, seed: int, sizes: Optional[dict[str, int]]
 
     digit-sum: the book's datasets (generated exactly as the book does) when ``length`` is one of
     the book's and no sizes are given; files written by ``gradlab data`` when ``data_dir`` is given;
-    otherwise the book's construction at this length from ``seed``. Generated tasks: ``sizes``
+    otherwise the book's construction at this length from ``seed`` — with ``sizes`` that are all
+    multiples of 100, each (n1, n2) pair size / 100 times per split (as ``gradlab data --copies``);
+    other sizes draw that many examples at random from the same distribution. Generated tasks: ``sizes``
     (default ``DEFAULT_SIZES``) examples per split, each split from its own stream of ``seed``.
     Image tasks: the fixed sets, the dev split drawn by ``seed``.
     """
@@ -38,9 +40,11 @@ def datasets(task: Task, length: int, seed: int, sizes: Optional[dict[str, int]]
     if task is digit_sum.TASK:
         if data_dir is not None:
             return digit_sum.read_datasets(data_dir, length)
-        if sizes is None:
+        book_sized = sizes is None or all(n % digit_sum.PAIRS == 0 for n in sizes.values())
+        if book_sized:  # the book's construction: each (n1, n2) pair size / 100 times per split
             seed_lengths = digit_sum.BOOK_LENGTHS if length in digit_sum.BOOK_LENGTHS else (length,)
-            return digit_sum.book_datasets(seed_lengths, seed)[length]
+            copies = None if sizes is None else {name: n // digit_sum.PAIRS for name, n in sizes.items()}
+            return digit_sum.book_datasets(seed_lengths, seed, copies)[length]
     sizes = DEFAULT_SIZES if sizes is None else sizes
     streams = np.random.SeedSequence(seed).spawn(len(SPLITS))
     return {name: task.make(length, sizes[name], np.random.default_rng(stream)) for name, stream in zip(SPLITS, streams)}

@@ -22,6 +22,7 @@ from gradlab.tasks.base import Dataset, Task
 
 NUM_DIGITS = 10
 NUM_CLASSES = 19
+PAIRS = NUM_DIGITS * NUM_DIGITS  # the (n1, n2) pairs a split of the book's construction holds k times each
 BOOK_SEED = 0
 BOOK_LENGTHS = (5, 10, 15, 20, 25, 30, 35)
 BOOK_SPLITS = {"train": 3, "dev": 1, "test": 1}  # copies of each (n1, n2), in the book's order

@@ -81,7 +81,8 @@ class TrainConfig:
     trace_batch: int = option(32, "dev examples the traces use", parse=int_at_least(1), metavar="B")
     sizes: Optional[tuple[int, int, int]] = option(
         None, "examples per split for generated tasks", parse=counts(3, "1000,200,200", "train,dev,test"),
-        metavar="TRAIN,DEV,TEST", default_text="the book's sets for digit-sum, else 10000,1000,1000")
+        metavar="TRAIN,DEV,TEST", default_text="the book's sets for digit-sum (multiples of 100: the book's "
+                                                "construction, each digit pair size/100 times), else 10000,1000,1000")
     data_dir: Optional[str] = option(None, "read the data: digit-sum files written by 'gradlab data', or MNIST's "
                                            "idx files", flag="--data", parse=path_text, metavar="DIR")
     dtype: str = option("float32", "floating-point type of the run", parse=choice(("float32", "float64")),

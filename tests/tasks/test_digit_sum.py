@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from gradlab.cli import main
-from gradlab.tasks.digit_sum import (BOOK_LENGTHS, NUM_CLASSES, book_datasets, read_datasets, read_split,
+from gradlab.tasks.digit_sum import (BOOK_LENGTHS, NUM_CLASSES, TASK, book_datasets, read_datasets, read_split,
                                      sample_batch)
 
 
@@ -133,3 +133,19 @@ def test_data_into_an_unwritable_place_is_one_line(tmp_path, capsys):
     assert main(["data", "digit-sum", "--lengths", "5", "--out", str(tmp_path / "file" / "below")]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot write" in err and len(err.splitlines()) == 1
+
+
+def test_training_sizes_in_hundreds_use_the_books_construction_and_others_draw_at_random():
+    """--sizes 300,500,500 gives the book's balanced sets with 3, 5 and 5 copies of every digit pair
+    (drawn in the book's order from the seed); sizes that are not multiples of 100 draw at random."""
+    from gradlab.tasks import datasets
+
+    got = datasets(TASK, 20, 0, {"train": 300, "dev": 500, "test": 500})
+    want = book_datasets(BOOK_LENGTHS, 0, {"train": 3, "dev": 5, "test": 5})[20]
+    for split in ("train", "dev", "test"):
+        for a, b in zip(got[split], want[split]):
+            np.testing.assert_array_equal(a, b)
+    pairs = got["dev"][0][:, :2]
+    assert all((pairs == [n1, n2]).all(axis=1).sum() == 5 for n1 in range(10) for n2 in range(10))
+    odd = datasets(TASK, 20, 0, {"train": 30, "dev": 7, "test": 7})
+    assert [len(odd[s][1]) for s in ("train", "dev", "test")] == [30, 7, 7]
