@@ -16,8 +16,6 @@ the plain value is 0.0 or inf.
 
 from __future__ import annotations
 
-import math
-
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -31,6 +29,7 @@ from torch.nn.utils.rnn import PackedSequence
 from gradlab.engine.fused import fused_function, fused_layer
 from gradlab.engine.logscale import LOG_ZERO, LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
 from gradlab.engine.numerics import denormals_flushed, stable_norm
+from gradlab.engine.params import log_domain_parameter_grads, parameter_grads
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import Tape
 from gradlab.models.convert import from_torch
@@ -248,11 +247,9 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                     down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
                     below = down if below is None else below + down
             params = {}
-            if with_params and log_domain:  # the sums over steps on the largest step's scale (eq. LOG-params)
-                w, top = step_weights(steps, g.dh.dtype)
-                params = parameter_grads(arch, tape, flip(inputs[k]), g.dx_proj * w, g.dh_proj * w, g.dh * w, k, d,
-                                         b_ih is not None, bool(extra))
-                params = {name: to_plain(v, top.expand(v.shape[:-1])) for name, v in params.items()}
+            if with_params and log_domain:
+                params = log_domain_parameter_grads(arch, tape, flip(inputs[k]), g, steps, k, d, b_ih is not None,
+                                                    bool(extra))
             elif with_params:
                 params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra))
             sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
@@ -262,34 +259,6 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1
     return sweeps, explicit
-
-
-def step_weights(steps: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. (LOG-params): a sum over steps of terms e^{λ_t}·x̂_t is e^{m}·Σ_t e^{λ_t − m}·x̂_t with m the
-    largest λ: every weight ≤ 1, so the sum is formed without overflow and scaled once, to inf only
-    where the true value overflows (and an exact zero stays zero). steps: λ [T, B] (float64).
-    Returns the weights [T, B, 1] in ``dtype`` and m (a 0-d float64 tensor; LOG_ZERO when every
-    term is zero)."""
-    alive = steps > LOG_ZERO / 2
-    top = steps.masked_fill(~alive, -math.inf).max()
-    top = torch.where(torch.isfinite(top), top, torch.full_like(top, LOG_ZERO))
-    return torch.where(alive, (steps - top).exp(), torch.zeros_like(steps)).to(dtype).unsqueeze(-1), top
-
-
-def parameter_grads(arch, tape, inputs: torch.Tensor, dxp: torch.Tensor, dyp: torch.Tensor, dh: torch.Tensor,
-                    k: int, d: int, bias: bool, projected: bool) -> dict[str, torch.Tensor]:
-    """Eq. (PARAM-grads) for layer k, direction d, as one product over all T·B rows each; everything
-    in the direction's swept order. inputs: the layer's input [T, B, in]; dxp, dyp: the gradients on
-    the input and recurrent projections [T, B, G·H]; dh: ∂L/∂h_t [T, B, H]."""
-    suffix = f"_l{k}" + ("_reverse" if d else "")
-    dxp2, dyp2 = dxp.flatten(0, 1), dyp.flatten(0, 1)
-    params = {"weight_ih" + suffix: dxp2.T @ inputs.flatten(0, 1),
-              "weight_hh" + suffix: dyp2.T @ tape.h[:-1].flatten(0, 1)}
-    if bias:
-        params["bias_ih" + suffix], params["bias_hh" + suffix] = dxp2.sum(0), dyp2.sum(0)
-    if projected:  # for the projection: ∂L/∂W_hr = Σ_t δh_tᵀ m_t
-        params["weight_hr" + suffix] = dh.flatten(0, 1).T @ arch.projection_input(tape).flatten(0, 1)
-    return params
 
 
 def _by_layer(values: list[torch.Tensor], D: int) -> torch.Tensor:

@@ -117,6 +117,7 @@ class LogScale:
         self._saved: Optional[tuple] = None  # its entering carries and λ
         self._replay = False
         self._zero: Optional[torch.Tensor] = None  # [B], see _in_range
+        self._t = -1  # the step entered last
 
     def track(self, *outputs: torch.Tensor) -> None:
         """The sweep's per-step outputs ([T, B, ·], e.g. δh and δc) whose rows a block's range check reads."""
