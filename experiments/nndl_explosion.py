@@ -85,8 +85,10 @@ def main(argv=None) -> int:
     seeds = "0-1" if args.smoke and args.seeds == "0-4" else args.seeds
     flags = ["--clip", ",".join(MODES), "--seed", seeds, *(SMOKE if args.smoke else BOOK)]
     runs: dict[str, dict[int, dict]] = {}
+    dirs: dict[tuple[str, int], Path] = {}
     for settings, d in sweep_runs(NAME, flags, args):
-        runs.setdefault(settings["--clip"], {})[int(settings["--seed"])] = read_run(d)
+        key = (settings["--clip"], int(settings["--seed"]))
+        runs.setdefault(key[0], {})[key[1]], dirs[key] = read_run(d), d
     summary = summarise(runs)
     first_seed = min(next(iter(runs.values())))
     fig, axes = new_figure(ncols=len(MODES), width_per_panel=4.4, height=3.8)
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
         ax.legend(loc="upper right", fontsize=7, ncol=2)
         print(f"{text:45s} test accuracy {_acc(s['test_accuracy'])} over {s['seeds']} seeds; all gradients "
               f"exactly 0 at some step in {s['runs_with_all_zero_steps']} of them")
-    config = json.loads((d / "config.json").read_text())
+    config = json.loads((dirs[(next(iter(MODES)), first_seed)] / "config.json").read_text())
     fig.suptitle(f"SRN gradient norms on digit-sum (T = {config['length']}), SGD lr {config['lr']:g}, summed loss "
                  f"(NNDL 6.2), seed {first_seed}")
     worker = shown["versions"]
