@@ -4,6 +4,7 @@ Baseline: torch.nn.RNN / nn.LSTM / nn.GRU (input 8, hidden H, batch B) forward +
 loss on the last step, fused kernels. Compared, each giving every step's total gradient:
   record()                    the default: one pass, log-domain sweep (plain and log10 norms);
   record(step)                the same, its carry rescaled at every step instead of in blocks;
+  record(eager)               the same, its quiet steps eager (GRADLAB_COMPILED=0) instead of compiled;
   record(log_domain=False)    one pass, plain sweep;
   bptt(), bptt(log_domain=True)  the hand-derived pass with parameter and input gradients;
   checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain).
@@ -22,6 +23,7 @@ milliseconds and ratios to the baseline. Not a test: timings depend on the machi
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -30,9 +32,11 @@ import torch
 
 import gradlab
 from gradlab.engine import logscale
+from gradlab.models.architectures.compiled import kernels
 
 TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
-COLUMNS = ("record()", "record(step)", "record(plain)", "bptt()", "bptt(log)", "checkpointed")
+COLUMNS = ("record()", "record(step)", "record(eager)", "record(plain)", "bptt()", "bptt(log)", "bptt(eager)",
+           "checkpointed")
 
 
 def median_ms(fn, repeats: int, device: str = "cpu") -> float:
@@ -58,6 +62,19 @@ def every_step(fn):
         logscale.BLOCK = block
 
 
+def eager(fn):
+    """``fn()`` with the backward sweeps' quiet steps run eagerly instead of compiled."""
+    was = os.environ.get("GRADLAB_COMPILED")
+    os.environ["GRADLAB_COMPILED"] = "0"
+    try:
+        return fn()
+    finally:
+        if was is None:
+            del os.environ["GRADLAB_COMPILED"]
+        else:
+            os.environ["GRADLAB_COMPILED"] = was
+
+
 def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     torch.manual_seed(0)
     fused = TORCH_MODULES[kind](8, H).to(device)
@@ -81,9 +98,11 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu") 
         "torch": median_ms(fused_step, repeats, device),
         "record()": median_ms(lambda: gradlab.record(fused, x, loss, full=False), repeats, device),
         "record(step)": median_ms(lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)), repeats, device),
+        "record(eager)": median_ms(lambda: eager(lambda: gradlab.record(fused, x, loss, full=False)), repeats, device),
         "record(plain)": median_ms(lambda: gradlab.record(fused, x, loss, full=False, log_domain=False), repeats, device),
         "bptt()": median_ms(lambda: gradlab.bptt(model, x, grad_output), repeats, device),
         "bptt(log)": median_ms(lambda: gradlab.bptt(model, x, grad_output, log_domain=True), repeats, device),
+        "bptt(eager)": median_ms(lambda: eager(lambda: gradlab.bptt(model, x, grad_output)), repeats, device),
         "checkpointed": median_ms(lambda: gradlab.checkpointed_norms(model, lambda t0, t1: x[t0:t1], explicit, T, B,
                                                                      progress=False), repeats, device),
     }
@@ -124,8 +143,9 @@ def main(argv=None) -> int:
     sizes = [(args.batch, 8)] if args.smoke else (args.sizes or [(args.batch, H) for H in args.hidden])
     where = (torch.cuda.get_device_name() + ", TF32 off, synchronised") if args.device == "cuda" else \
         (platform.processor() or platform.machine())
+    quiet = "compiled" if kernels(torch.empty(1)) is not None else "eager (the compiled ones are unavailable)"
     print(f"# {where}, torch {torch.__version__}, {args.threads} CPU thread(s); input 8, loss on the last step; "
-          f"median of {repeats}; log-domain block {args.block}; baseline: torch fused forward + backward "
+          f"median of {repeats}; log-domain block {args.block}; quiet steps {quiet}; baseline: torch fused forward + backward "
           f"({'cuDNN' if args.device == 'cuda' else 'CPU kernels'})")
     print(f"{'model':5s} {'B':>4s} {'H':>5s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
     for kind in args.models:

@@ -13,7 +13,7 @@ so nothing overflows and an underflow only drops a term that is negligible besid
 The carry is rescaled by powers of two (eq. LOG-carry with λ a multiple of ln 2), which changes no
 digit of it: so between merges the sweep may run a block of steps without rescaling and rescale at
 the block's end, with the same values as rescaling every step, as long as every row stayed within
-[2⁻⁶⁰, 2⁶⁰] of its scale; a block that left that range is run again step by step (LogScale.order).
+[2⁻⁶⁰, 2⁶⁰] of its scale; a block that left that range is run again step by step (LogScale.spans).
 """
 
 from __future__ import annotations
@@ -84,9 +84,24 @@ class PlainScale:
     def track(self, *outputs: torch.Tensor) -> None:
         """Nothing to check: plain values are carried as they are."""
 
-    def order(self, T: int) -> Iterator[int]:
-        """The steps of the sweep, T−1 down to 0, each once."""
-        return iter(range(T - 1, -1, -1))
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
+        """The steps of the sweep, T−1 down to 0, as (hi, lo, quiet): a run of steps hi … lo where
+        the explicit gradient is exactly zero and no final state enters (quiet: δh_t = carry), or
+        one step hi = lo that adds something (not quiet)."""
+        adds = self.explicit.flatten(1).ne(0).any(dim=1).tolist()  # one sync
+        for t in self.final_steps:
+            adds[t] = True
+        hi = T - 1
+        while hi >= 0:
+            if adds[hi]:
+                yield hi, hi, False
+                hi -= 1
+                continue
+            lo = hi
+            while lo > 0 and not adds[lo - 1]:
+                lo -= 1
+            yield hi, lo, True
+            hi = lo - 1
 
     def renormalize(self, *carries: torch.Tensor) -> None:
         """Nothing to do: plain values are carried as they are."""
@@ -113,48 +128,40 @@ class LogScale:
         self.final_steps = set() if final is None else set(final[0].tolist())
         self.block = BLOCK if block is None else block  # steps per block; 1: rescale every step
         self.tracked: tuple[torch.Tensor, ...] = ()
-        self._block: Optional[tuple[int, int]] = None  # (lo, hi) of the block running unrescaled
-        self._saved: Optional[tuple] = None  # its entering carries and λ
-        self._replay = False
         self._zero: Optional[torch.Tensor] = None  # [B], see _in_range
-        self._t = -1  # the step entered last
 
     def track(self, *outputs: torch.Tensor) -> None:
         """The sweep's per-step outputs ([T, B, ·], e.g. δh and δc) whose rows a block's range check reads."""
         self.tracked = outputs
 
-    def order(self, T: int) -> Iterator[int]:
-        """The steps of the sweep, T−1 down to 0. Steps lo … hi with nothing to merge run as one
-        block without rescaling (their λ is the block's); a block whose rows left [LOW, HIGH] is
-        run again, step by step, from the carries it entered with (the same steps yielded twice)."""
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
+        """The steps of the sweep, T−1 down to 0, as (hi, lo, quiet). A block of steps hi … lo with
+        nothing to merge is one quiet span: the caller runs it with δh_t = carry and neither
+        :meth:`enter` nor :meth:`renormalize` (its λ is the block's); then the carries are rescaled
+        once. A quiet span whose rows left [LOW, HIGH] is run again from the ``carries`` it entered
+        with, as single steps (hi = lo, not quiet), each entered and rescaled."""
         hi = T - 1
         while hi >= 0:
             lo = max(0, hi + 1 - self.block)
             quiet = lo < hi and not any(self.has_explicit[lo:hi + 1]) and not any(lo <= t <= hi for t in self.final_steps)
             if quiet:
-                self._block = (lo, hi)
-                yield from range(hi, lo - 1, -1)
-                self._block = None
-                if self._replay:
-                    carries, saved, log = self._saved
-                    for c, s in zip(carries, saved):
-                        c.copy_(s)
-                    self.log, self._replay = log, False
-                    yield from range(hi, lo - 1, -1)
-            else:
-                yield from range(hi, lo - 1, -1)
+                saved, log = tuple(c.clone() for c in carries), self.log.clone()
+                self._zero = joint_max(carries) == 0  # [B] samples whose carry is exactly 0 and stays so
+                yield hi, lo, True
+                if self._in_range(lo, hi):
+                    self.steps[lo:hi + 1] = self.log
+                    self.renormalize(*carries)
+                    hi = lo - 1
+                    continue
+                for c, s in zip(carries, saved):
+                    c.copy_(s)
+                self.log = log
+            for t in range(hi, lo - 1, -1):
+                yield t, t, False
             hi = lo - 1
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t (carry plus explicit, on a common scale) into ``out``; rescale ``others``."""
-        self._t = t
-        if self._block is not None:  # no merge in a block: the carry as it is, on the block's λ
-            if t == self._block[1]:
-                carries = (carry, *others)
-                self._saved = (carries, tuple(c.clone() for c in carries), self.log.clone())
-                self._zero = joint_max(carries) == 0  # [B] samples whose carry is exactly 0 and stays so
-            out.copy_(carry)
-            return
         if t in self.final_steps:  # log-sum-exp of the carries and the final-state gradient, per sample
             at, parts, final_log = self.final
             enters = torch.where(at == t, final_log, torch.full_like(final_log, LOG_ZERO))
@@ -180,16 +187,7 @@ class LogScale:
         """Rescale the carries in place by a power of two per sample, 2^−e with e the exponent of
         their joint largest magnitude (which then lies in [0.5, 1)), and add e·ln 2 to λ. A sample
         whose carries are all exactly zero gets λ = LOG_ZERO, so that an explicit gradient merged
-        later keeps its own scale, however small beside the carry's last one. Inside a block: nothing
-        until its last step, which checks the block's range first."""
-        if self._block is not None:
-            lo, hi = self._block
-            if self._t != lo:
-                return
-            if not self._in_range(lo, hi):
-                self._replay = True  # order() restores the carries and runs the block step by step
-                return
-            self.steps[lo:hi + 1] = self.log
+        later keeps its own scale, however small beside the carry's last one."""
         m = joint_max(carries)
         zero = m == 0
         mantissa, exponent = torch.frexp(m.clamp_min_(torch.finfo(m.dtype).tiny))  # m = mantissa · 2^exponent

@@ -9,47 +9,17 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import gradlab
 from gradlab.engine import logscale
-from helpers import MODEL_CONFIGS, MODEL_IDS, make_model
+from helpers import MODEL_CONFIGS, MODEL_IDS, assert_close_per_step, make_model, sweep_inputs
 
 TOLERANCES = [(torch.float32, 1e-6), (torch.float64, 1e-13)]
 
 
 def sweep(model, x, g, end, block, monkeypatch):
+    """bptt in the log domain with blocks of ``block`` steps. In float32 the quiet spans run eager steps
+    (the compiled ones round differently, tests/engine/test_compiled.py), so that only the blocks differ."""
     monkeypatch.setattr(logscale, "BLOCK", block)
+    monkeypatch.setenv("GRADLAB_COMPILED", "0" if getattr(x, "data", x).dtype == torch.float32 else "1")
     return gradlab.bptt(model, x, g, grad_state=end, log_domain=True)
-
-
-def assert_close_per_step(a, b, model, tol):
-    """Every step's row of every gradient within ``tol`` of the row's largest (finite) entry; log10 norms
-    within ``tol``; parameter and input gradients within ``tol`` of their largest entry."""
-    for name in model.state_names:
-        for k in range(model.num_layers):
-            for d in range(2 if model.bidirectional else 1):
-                ga, gb = a.grad(name, k, d), b.grad(name, k, d)
-                finite = torch.isfinite(gb)  # past float's range both read inf (or 0.0), alike
-                assert torch.equal(finite, torch.isfinite(ga)) and torch.equal(ga[~finite], gb[~finite])
-                ga, gb = ga.where(finite, 0), gb.where(finite, 0)
-                assert ((ga - gb).abs().amax(-1) <= tol * gb.abs().amax(-1)).all()
-                np.testing.assert_allclose(a.log10_grad_norms(name, k, d), b.log10_grad_norms(name, k, d),
-                                           rtol=0, atol=tol)
-    for (n, pa), (_, pb) in zip(a.param_grads.items(), b.param_grads.items()):
-        assert (pa - pb).abs().max() <= tol * pb.abs().max(), n
-    ia, ib = (getattr(t.input_grad, "data", t.input_grad) for t in (a, b))  # packed: its data
-    assert (ia - ib).abs().max() <= tol * ib.abs().max()
-
-
-def inputs(model, T, B, loss, dtype, seed=3):
-    gen = torch.Generator().manual_seed(seed)
-    D = 2 if model.bidirectional else 1
-    x = torch.randn(T, B, 3, generator=gen, dtype=dtype)
-    g = torch.randn(T, B, D * model.hidden_size, generator=gen, dtype=dtype)
-    if loss == "last":
-        g[:-1] = 0
-    elif loss == "scattered":
-        g[[i for i in range(T) if i not in (5, 40, 41, T - 1)]] = 0
-    parts = [torch.randn(D * model.num_layers, B, model.hidden_size, generator=gen, dtype=dtype)
-             for _ in model.state_names]
-    return x, g, parts[0] if len(parts) == 1 else tuple(parts)
 
 
 @pytest.mark.parametrize("config", MODEL_CONFIGS, ids=MODEL_IDS)
@@ -65,7 +35,7 @@ def test_blocks_agree_with_rescaling_every_step_to_rounding(config, dtype, tol, 
     kind, kwargs = config
     model = make_model(kind, kwargs, input_size=3, hidden_size=8, num_layers=layers, bidirectional=bidirectional,
                        dtype=dtype)
-    x, g, end = inputs(model, 75, 4, loss, dtype)  # T = 75, not a multiple of the block: the last is short
+    x, g, end = sweep_inputs(model, 75, 4, loss, dtype)  # T = 75, not a multiple of the block: the last is short
     every_step = sweep(model, x, g, end, 1, monkeypatch)
     for block in (16, 5):
         assert_close_per_step(sweep(model, x, g, end, block, monkeypatch), every_step, model, tol)

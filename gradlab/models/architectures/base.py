@@ -54,10 +54,14 @@ class CarryScale(Protocol):
     def track(self, *outputs: torch.Tensor) -> None:
         """The sweep's per-step outputs ([T, B, ·]: δh, and δc) that the scale may check for range."""
 
-    def order(self, T: int) -> Iterator[int]:
-        """The steps to run, T−1 down to 0; the log-domain scale may yield a block of steps a second
-        time (after restoring the carries it entered with), so a sweep keeps no state across steps
-        other than its carries and writes every step's outputs afresh."""
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
+        """The steps to run, T−1 down to 0, as (hi, lo, quiet). quiet: steps hi … lo (hi ≥ lo) in
+        which nothing merges into the carry and nothing rescales it — the sweep runs them with
+        δh_t = carry, calling neither :meth:`enter` nor :meth:`renormalize` (the architectures'
+        ``quiet_steps``, compiled where available). Not quiet: the one step hi = lo, which the sweep
+        enters, steps and renormalises. The log-domain scale may yield a quiet span's steps a second
+        time as single steps (after restoring ``carries`` as they entered it), so a sweep keeps no
+        state across steps other than its carries and writes every step's outputs afresh."""
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t = ∂⁺L/∂h_t + carry into ``out``; rescale ``others`` alike."""
@@ -84,6 +88,27 @@ class SweepGrads:
     dx_proj: Optional[torch.Tensor]
     dh_proj: Optional[torch.Tensor]
     grad_initial: tuple[torch.Tensor, ...]
+
+
+def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: torch.Tensor,
+              after_entering: Callable[[int], None], compiled_span: Optional[Callable[[int, int], None]]) -> None:
+    """The loop of every backward sweep, over the scale's spans (:meth:`CarryScale.spans`).
+
+    carries: (the carry into δh, then any others, e.g. δc), updated in place; dh: [T, B, H], where
+    step t's total δh_t goes; after_entering(t): the architecture's step from δh_t (in dh[t]) to the
+    next carries; compiled_span(hi, lo): the same for the quiet steps hi … lo in one compiled call, or
+    None (then each quiet step is dh[t] ← carry and after_entering(t), eagerly)."""
+    for hi, lo, quiet in scale.spans(T, carries):
+        if not quiet:
+            scale.enter(hi, carries[0], carries[1:], out=dh[hi])
+            after_entering(hi)
+            scale.renormalize(*carries)
+        elif compiled_span is not None:
+            compiled_span(hi, lo)
+        else:
+            for t in range(hi, lo - 1, -1):
+                dh[t].copy_(carries[0])
+                after_entering(t)
 
 
 def stack_states(first: torch.Tensor, T: int) -> torch.Tensor:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
-                                               no_hook, stack_states)
+                                               no_hook, run_spans, stack_states)
+from gradlab.models.architectures.compiled import kernels
 
 
 def lstm_gates(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh: Optional[torch.Tensor],
@@ -23,18 +24,18 @@ def lstm_gates(x_proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, b
     """Eq. (LSTM-gates): z = x_proj + h_{t−1} W_hhᵀ + b_hh split as (i, f, g, o);
     i, f, o = σ(·), g = tanh(·).
 
-    x_proj: [B, 4H]; h: [B, P]; weight_hh: [4H, P] (P = H without a projection); out: optional [B, 4H] receiving the gates
-    (in place; the caller has then added b_hh to x_proj). Returns (i, f, g, o), each [B, H].
+    x_proj: [B, 4H]; h: [B, P]; weight_hh: [4H, P] (P = H without a projection); out: optional [B, 4H] receiving
+    the gates in place (it may be x_proj itself; the caller has then added b_hh to x_proj). Returns (i, f, g, o),
+    each [B, H].
     """
     if out is None:
         zi, zf, zg, zo = (x_proj + F.linear(h, weight_hh, bias_hh)).chunk(4, dim=-1)
         return torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
     torch.addmm(x_proj, h, weight_hh.T, out=out)
     i, f, g, o = out.chunk(4, dim=-1)
-    H = out.shape[-1] // 4
-    torch.sigmoid(out[:, : 2 * H], out=out[:, : 2 * H])
-    g.tanh_()
-    o.sigmoid_()
+    g_act = g.clone().tanh_()  # a copy (never g itself): tanh of a strided view runs about 4x slower
+    out.sigmoid_()  # i, f, o, and g's block, overwritten next: one contiguous pass
+    g.copy_(g_act)
     return i, f, g, o
 
 
@@ -84,6 +85,36 @@ class LSTMDerivatives:
     f: torch.Tensor
 
 
+#: Steps whose local derivatives are formed at once where only the steps that merge something need
+#: them (the compiled quiet steps form their own): one log-domain block.
+MERGING_CHUNK = 16
+
+
+class _Chunks:
+    """What a backward sweep reads of the tape, a chunk of steps at a time (the sweep runs downwards,
+    so each chunk is formed once): ``derivatives(t)`` gives the local derivatives of the ``size``
+    steps ending at step t, ``tanh_c(t)`` tanh c_{t'+1} of the DERIVATIVE_CHUNK steps t' ending at t
+    (what the compiled quiet steps read besides the tape); each with its first step t0."""
+
+    def __init__(self, arch: "LSTMArchitecture", tape: LSTMTape, size: int) -> None:
+        self.arch, self.tape, self.size = arch, tape, size
+        self._d: Optional[tuple[LSTMDerivatives, int, int]] = None
+        self._tanh: Optional[tuple[torch.Tensor, int, int]] = None
+
+    def derivatives(self, t: int) -> tuple[LSTMDerivatives, int]:
+        if self._d is None or not self._d[1] <= t < self._d[2]:
+            t0, t1, tape = max(0, t + 1 - self.size), t + 1, self.tape
+            self._d = (self.arch.local_derivatives(LSTMTape(tape.h[t0:t1 + 1], tape.c[t0:t1 + 1], tape.gates[t0:t1])),
+                       t0, t1)
+        return self._d[0], self._d[1]
+
+    def tanh_c(self, t: int) -> tuple[torch.Tensor, int]:
+        if self._tanh is None or not self._tanh[1] <= t < self._tanh[2]:
+            t0, t1 = max(0, t + 1 - DERIVATIVE_CHUNK), t + 1
+            self._tanh = (torch.tanh(self.tape.c[t0 + 1:t1 + 1]), t0, t1)
+        return self._tanh[0], self._tanh[1]
+
+
 class LSTMArchitecture(Architecture):
     name = "lstm"
     label = "LSTM"
@@ -116,12 +147,12 @@ class LSTMArchitecture(Architecture):
 
     def tape_from_states(self, x_proj, h, state, weight_hh, bias_hh, weight_hr=None) -> LSTMTape:
         """Eq. (LSTM-gates) for all steps at once from h_{t−1} = h[:-1] (P wide when projected), then
-        eq. (LSTM-cell) scanned from c_0 = state[1]: c is not among the states a fused forward returns."""
+        eq. (LSTM-cell) scanned from c_0 = state[1]: c is not among the states a fused forward returns.
+        The gates are formed in x_proj's buffer ([T, B, 4H], the caller's own: it is overwritten)."""
         T, B, H4 = x_proj.shape
-        gates = torch.empty_like(x_proj)
-        biased = x_proj if bias_hh is None else x_proj + bias_hh
-        i, f, g, _ = lstm_gates(biased.view(T * B, H4), h[:-1].reshape(T * B, -1), weight_hh, None,
-                                out=gates.view(T * B, H4))  # in place: one product and three activations
+        gates = x_proj if bias_hh is None else x_proj.add_(bias_hh)
+        flat = gates.view(T * B, H4)
+        i, f, g, _ = lstm_gates(flat, h[:-1].reshape(T * B, -1), weight_hh, None, out=flat)  # one product
         i, f, g = (part.view(T, B, H4 // 4) for part in (i, f, g))
         c = stack_states(state[1], T)
         ig = i * g  # the input term of (LSTM-cell) for every step; one kernel a step remains
@@ -151,8 +182,10 @@ class LSTMArchitecture(Architecture):
         (LSTM-back-z)  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δm_t ⊙ ∂m/∂z^o]
         The local derivatives are formed in batched operations for DERIVATIVE_CHUNK steps at a time
         (a chunk's buffers stay in cache and are reused, where all T steps' would be hundreds of MB
-        at T = 10⁴); the loop writes into preallocated buffers. δh is [T, B, P], δc and δz's blocks
-        [T, B, H].
+        at T = 10⁴); the loop writes into preallocated buffers. The quiet spans (nothing merges into
+        the carry) run compiled where available, forming their local derivatives in the same loop, so
+        that then only the steps that merge something need MERGING_CHUNK-step chunks of them.
+        δh is [T, B, P], δc and δz's blocks [T, B, H].
         """
         explicit = scale.explicit
         T, B = explicit.shape[:2]
@@ -161,14 +194,12 @@ class LSTMArchitecture(Architecture):
         dz = explicit.new_empty(T if keep_projections else 1, B, 4, H)
         carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
         dm = dh if weight_hr is None else explicit.new_empty(T, B, H)
-        d, t0, t1 = None, T, T
-        scale.track(dh, dc)
-        for t in scale.order(T):
-            if not t0 <= t < t1:  # the chunk of local derivatives holding step t: steps t0 .. t1 − 1
-                t0, t1 = max(0, t + 1 - DERIVATIVE_CHUNK), t + 1
-                d = self.local_derivatives(LSTMTape(tape.h[t0:t1 + 1], tape.c[t0:t1 + 1], tape.gates[t0:t1]))
+        compiled = kernels(explicit) if weight_hr is None else None
+        chunks = _Chunks(self, tape, DERIVATIVE_CHUNK if compiled is None else MERGING_CHUNK)
+
+        def after_entering(t: int) -> None:  # δh_t is in dh[t]: eqs. (LSTM-back-m, -c, -z, -h)
+            d, t0 = chunks.derivatives(t)
             s = t - t0
-            scale.enter(t, carry_h, (carry_c,), out=dh[t])
             z = dz[t if keep_projections else 0]
             if weight_hr is not None:
                 torch.mm(dh[t], weight_hr, out=dm[t])
@@ -177,7 +208,20 @@ class LSTMArchitecture(Architecture):
             torch.mul(dm[t], d.o[s], out=z[:, 3])
             torch.mm(z.view(B, 4 * H), weight_hh, out=carry_h)
             torch.mul(dc[t], d.f[s], out=carry_c)
-            scale.renormalize(carry_h, carry_c)
+
+        def quiet_span(hi: int, lo: int) -> None:
+            """quiet_steps.cpp: after_entering's steps compiled, forming the local derivatives as it goes
+            from the gates, c and tanh c (one DERIVATIVE_CHUNK of tanh c at a time)."""
+            t = hi
+            while t >= lo:
+                tanh_c, t0 = chunks.tanh_c(t)
+                end = max(lo, t0)
+                compiled.lstm_quiet_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, tanh_c, weight_hh,
+                                          t, end, t0, keep_projections)
+                t = end - 1
+
+        scale.track(dh, dc)
+        run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else quiet_span)
         dz = dz.view(T, B, 4 * H) if keep_projections else None
         return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
 

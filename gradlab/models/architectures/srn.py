@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
-                                               no_hook, stack_states)
+                                               no_hook, run_spans, stack_states)
+from gradlab.models.architectures.compiled import kernels
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -99,13 +100,18 @@ class SRNArchitecture(Architecture):
         dh = torch.empty_like(explicit)
         da = explicit.new_empty(T if keep_projections else 1, *explicit.shape[1:])  # ∂L/∂a_t, a_t the pre-activation
         carry = grad_final[0].clone()
-        scale.track(dh)
-        for t in scale.order(T):
-            scale.enter(t, carry, (), out=dh[t])
+        compiled = kernels(explicit)
+
+        def after_entering(t: int) -> None:  # δh_t is in dh[t]: eq. (SRN-back) down to the next carry
             a = da[t if keep_projections else 0]
             torch.mul(dh[t], tape.dphi[t], out=a)
             torch.mm(a, weight_hh, out=carry)
-            scale.renormalize(carry)
+
+        def quiet_span(hi: int, lo: int) -> None:  # quiet_steps.cpp: after_entering's steps, compiled
+            compiled.srn_quiet_steps(carry, dh, da, tape.dphi, weight_hh, hi, lo, keep_projections)
+
+        scale.track(dh)
+        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else quiet_span)
         da = da if keep_projections else None
         return SweepGrads(dh, None, da, da, (carry,))
 

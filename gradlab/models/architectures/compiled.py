@@ -1,0 +1,114 @@
+"""The compiled quiet steps of the backward sweeps (``quiet_steps.cpp``), built once and cached.
+
+A backward sweep spends most of its steps *quiet*: nothing merges into the carry and nothing
+rescales it, so the step is the same few elementwise products and one recurrent matrix product.
+Eagerly that is half a dozen torch kernels and their Python dispatch a step; ``quiet_steps.cpp``
+runs a whole span of such steps in one call, with the same arithmetic in the same order (each
+architecture's eager ``quiet_steps`` is its reference, and tests/engine/test_compiled.py holds
+them to each other).
+
+The source is compiled with torch's own extension builder the first time it is needed (about
+20 s, a C++ compiler and ninja required) and cached under ``$GRADLAB_CACHE_DIR`` (default
+``~/.cache/gradlab``), keyed by the source, torch's version and the platform; later processes load
+the cached library in about a millisecond. Without a compiler, or with ``GRADLAB_COMPILED=0``,
+the sweeps run the eager steps, with the same results: a warning says so once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+SOURCE = Path(__file__).with_name("quiet_steps.cpp")
+NAME = "gradlab_quiet_steps"
+#: -ffp-contract=off: no fused multiply-adds the eager kernels do not use, so both paths round alike.
+FLAGS = ["-O3", "-ffp-contract=off"]
+DTYPES = (torch.float32, torch.float64)
+
+
+class EagerFallbackWarning(RuntimeWarning):
+    """The compiled quiet steps are unavailable; the sweeps run the eager steps (same results, slower)."""
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: $GRADLAB_CACHE_DIR, else $XDG_CACHE_HOME/gradlab, else ~/.cache/gradlab."""
+    if os.environ.get("GRADLAB_CACHE_DIR"):
+        return Path(os.environ["GRADLAB_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradlab"
+
+
+def library_path() -> Path:
+    """The cached library for this source, torch build and platform."""
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, str(torch.version.git_version),
+                                    sys.platform, platform.machine(), " ".join(FLAGS)]).encode()).hexdigest()[:16]
+    return cache_dir() / "kernels" / key / f"{NAME}.so"
+
+
+def enabled() -> bool:
+    """False when the user turned the compiled steps off (GRADLAB_COMPILED=0)."""
+    return os.environ.get("GRADLAB_COMPILED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@functools.cache
+def _load() -> Optional[str]:
+    """Load the library (building it first if it is not cached). Returns None, or why it failed."""
+    path = library_path()
+    try:
+        if path.exists():
+            torch.ops.load_library(str(path))
+        else:
+            _build(path)  # builds and loads it
+    except Exception as exc:  # no compiler, no ninja, a failed build: the eager steps instead
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    return None
+
+
+def _build(path: Path) -> None:
+    """Compile the source in a fresh directory beside the cache entry, then move the library in
+    whole (another process building at the same time only replaces it with the same file)."""
+    from torch.utils import cpp_extension  # 0.3 s to import: only when building
+
+    print(f"gradlab: compiling the backward sweep's quiet steps once (about 20 s), cached in {path.parent}",
+          file=sys.stderr, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix="build-", dir=path.parent))
+    search = os.environ.get("PATH", "")
+    try:
+        if shutil.which("ninja") is None:  # the ninja wheel's binary, where its venv's bin is not on PATH
+            import ninja
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + search
+        cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=FLAGS, build_directory=str(build),
+                           is_python_module=False, verbose=False)  # also loads it into this process
+        os.replace(build / f"{NAME}.so", path)
+    finally:
+        os.environ["PATH"] = search
+        shutil.rmtree(build, ignore_errors=True)
+
+
+def kernels(like: torch.Tensor):
+    """``torch.ops.gradlab`` when the compiled steps can run on tensors like ``like`` (CPU, float32
+    or float64), else None — with a warning, once per process, when they were wanted but failed to load."""
+    if like.device.type != "cpu" or like.dtype not in DTYPES or not enabled():
+        return None
+    failure = _load()
+    if failure is not None:
+        _warn_once(failure)
+        return None
+    return torch.ops.gradlab
+
+
+@functools.cache
+def _warn_once(failure: str) -> None:
+    warnings.warn(f"gradlab: the compiled quiet steps are unavailable ({failure}); the backward sweeps run the "
+                  f"eager steps instead (same results, slower). GRADLAB_COMPILED=0 turns them off without this "
+                  f"warning.", EagerFallbackWarning, stacklevel=3)

@@ -1,0 +1,179 @@
+// The quiet steps of the backward sweeps, compiled: the same per-step arithmetic as the eager
+// `quiet_steps` of lstm.py, gru.py and srn.py (eqs. LSTM-back-*, GRU-back-*, SRN-back in
+// docs/derivations.md), in one loop per span of steps instead of half a dozen torch kernels a
+// step. A quiet step is one where nothing merges into the carry and nothing rescales it:
+// δh_t = carry. Loaded by compiled.py; tests/engine/test_compiled.py holds every kernel to its
+// eager twin. Elementwise operations are written in the eager code's order and without fused
+// multiply-adds (-ffp-contract=off), and the recurrent product is the same at::mm, so the two
+// paths agree to the last bit on this machine's kernels.
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+namespace {
+
+// Rows of a [T, B, ...] tensor whose last dimension is contiguous: row (t, b) starts at
+// data + t * st + b * sb.
+template <typename scalar_t>
+struct Rows {
+  scalar_t* data;
+  int64_t st, sb;
+  explicit Rows(const at::Tensor& x)
+      : data(x.data_ptr<scalar_t>()), st(x.stride(0)), sb(x.stride(1)) {
+    TORCH_CHECK(x.stride(-1) == 1, "quiet_steps: the last dimension must be contiguous");
+  }
+  scalar_t* at(int64_t t, int64_t b) const { return data + t * st + b * sb; }
+};
+
+void check(const at::Tensor& carry, std::initializer_list<at::Tensor> others) {
+  TORCH_CHECK(carry.device().is_cpu() && carry.is_contiguous() && carry.dim() == 2,
+              "quiet_steps: the carry must be a contiguous [B, H] CPU tensor");
+  for (const auto& x : others) {
+    TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == carry.scalar_type(),
+                "quiet_steps: every tensor must be on the CPU in the carry's dtype");
+  }
+}
+
+// LSTM, steps hi down to lo (eqs. LSTM-back-c, LSTM-back-z, LSTM-back-h without ∂⁺L/∂h_t), with the
+// local derivatives of LSTMArchitecture.local_derivatives formed in the same loop, in the same order:
+//   ∂h/∂c = o (1 − tanh² c_t),  ∂h/∂z^o = tanh c_t · o (1 − o),
+//   ∂c/∂z^{i,f,g} = (g · i (1 − i), c_{t−1} · f (1 − f), i (1 − g²));
+//   δh_t = carry_h;  δc_t = carry_c + δh_t ⊙ ∂h/∂c;  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o];
+//   carry_h = δz_t W_hh;  carry_c = δc_t ⊙ f_t.
+// gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0); tanh_c: tanh c_{t+1} for
+// steps t0 ... t0 + n − 1, [n, B, H]; dz: [T, B, 4, H] (keep) or [1, B, 4, H], contiguous.
+void lstm_quiet_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tensor dc, at::Tensor dz,
+                      at::Tensor gates, at::Tensor c, at::Tensor tanh_c, at::Tensor weight_hh,
+                      int64_t hi, int64_t lo, int64_t t0, bool keep) {
+  check(carry_h, {carry_c, dh, dc, dz, gates, c, tanh_c, weight_hh});
+  TORCH_CHECK(carry_c.is_contiguous() && dz.is_contiguous(), "lstm_quiet_steps: carry_c and dz must be contiguous");
+  const int64_t B = carry_h.size(0), H = carry_h.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_quiet_steps", [&] {
+    Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
+    scalar_t* ch = carry_h.data_ptr<scalar_t>();
+    scalar_t* cc = carry_c.data_ptr<scalar_t>();
+    const scalar_t one = 1;
+    for (int64_t t = hi; t >= lo; --t) {
+      at::Tensor z = dz[keep ? t : 0];
+      scalar_t* zp = z.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        const scalar_t* hb = ch + b * H;
+        scalar_t* cb = cc + b * H;
+        scalar_t* dhb = DH.at(t, b);
+        scalar_t* dcb = DC.at(t, b);
+        const scalar_t* gb = G.at(t, b);  // i, f, g, o blocks of H
+        const scalar_t* pb = C.at(t, b);  // c_{t−1}
+        const scalar_t* tb = TC.at(t - t0, b);
+        scalar_t* zb = zp + b * 4 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j], tc = tb[j];
+          const scalar_t dhdc = o * (one - tc * tc);
+          const scalar_t dhdo = tc * o * (one - o);
+          const scalar_t d = hb[j];
+          const scalar_t cv = cb[j] + d * dhdc;
+          dhb[j] = d;
+          dcb[j] = cv;
+          zb[j] = cv * (g * i * (one - i));
+          zb[H + j] = cv * (pb[j] * f * (one - f));
+          zb[2 * H + j] = cv * (i * (one - g * g));
+          zb[3 * H + j] = d * dhdo;
+          cb[j] = cv * f;
+        }
+      }
+      at::mm_out(carry_h, z.view({B, 4 * H}), weight_hh);
+    }
+  });
+}
+
+// GRU, steps hi down to lo (eqs. GRU-back-a, GRU-back-h without ∂⁺L/∂h_t):
+//   δh_t = carry;  δa_n = δh_t ⊙ ∂h/∂a^n;  δa_z = δh_t ⊙ ∂h/∂a^z;  δa_r = δa_n ⊙ ∂a^n/∂a^r;
+//   δx_t = [δa_r, δa_z, δa_n];  δy_t = [δa_r, δa_z, δa_n ⊙ r];  carry = δy_t W_hh + δh_t ⊙ z.
+// dx, dy: [T, B, 3, H] (keep) or [1, B, 3, H], contiguous.
+void gru_quiet_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at::Tensor d_n,
+                     at::Tensor d_z, at::Tensor d_r, at::Tensor reset, at::Tensor keep_gate, at::Tensor weight_hh,
+                     int64_t hi, int64_t lo, bool keep) {
+  check(carry, {dh, dx, dy, d_n, d_z, d_r, reset, keep_gate, weight_hh});
+  TORCH_CHECK(dx.is_contiguous() && dy.is_contiguous(), "gru_quiet_steps: dx and dy must be contiguous");
+  const int64_t B = carry.size(0), H = carry.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "gru_quiet_steps", [&] {
+    Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
+    scalar_t* cp = carry.data_ptr<scalar_t>();
+    for (int64_t t = hi; t >= lo; --t) {
+      at::Tensor x = dx[keep ? t : 0], y = dy[keep ? t : 0];
+      scalar_t* xp = x.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        const scalar_t* cb = cp + b * H;
+        scalar_t* hb = DH.at(t, b);
+        const scalar_t *nb = N.at(t, b), *zb = Z.at(t, b), *rb = R.at(t, b), *eb = RESET.at(t, b);
+        scalar_t* xb = xp + b * 3 * H;
+        scalar_t* yb = yp + b * 3 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t d = cb[j];
+          const scalar_t an = d * nb[j];
+          const scalar_t az = d * zb[j];
+          const scalar_t ar = an * rb[j];
+          hb[j] = d;
+          xb[j] = ar;
+          xb[H + j] = az;
+          xb[2 * H + j] = an;
+          yb[j] = ar;
+          yb[H + j] = az;
+          yb[2 * H + j] = an * eb[j];
+        }
+      }
+      at::mm_out(carry, y.view({B, 3 * H}), weight_hh);
+      for (int64_t b = 0; b < B; ++b) {
+        scalar_t* cb = cp + b * H;
+        const scalar_t* hb = DH.at(t, b);
+        const scalar_t* kb = KEEP.at(t, b);
+        for (int64_t j = 0; j < H; ++j) cb[j] = cb[j] + hb[j] * kb[j];
+      }
+    }
+  });
+}
+
+// SRN, steps hi down to lo (eq. SRN-back without ∂⁺L/∂h_t):
+//   δh_t = carry;  δa_t = δh_t ⊙ φ′(a_t);  carry = δa_t W_hh.   da: [T, B, H] (keep) or [1, B, H].
+void srn_quiet_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, at::Tensor weight_hh,
+                     int64_t hi, int64_t lo, bool keep) {
+  check(carry, {dh, da, dphi, weight_hh});
+  TORCH_CHECK(da.is_contiguous(), "srn_quiet_steps: da must be contiguous");
+  const int64_t B = carry.size(0), H = carry.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "srn_quiet_steps", [&] {
+    Rows<scalar_t> DH(dh), P(dphi);
+    scalar_t* cp = carry.data_ptr<scalar_t>();
+    for (int64_t t = hi; t >= lo; --t) {
+      at::Tensor a = da[keep ? t : 0];
+      scalar_t* ap = a.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        const scalar_t* cb = cp + b * H;
+        scalar_t* hb = DH.at(t, b);
+        const scalar_t* pb = P.at(t, b);
+        scalar_t* ab = ap + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          hb[j] = cb[j];
+          ab[j] = cb[j] * pb[j];
+        }
+      }
+      at::mm_out(carry, a, weight_hh);
+    }
+  });
+}
+
+}  // namespace
+
+TORCH_LIBRARY(gradlab, m) {
+  m.def("lstm_quiet_steps(Tensor(a!) carry_h, Tensor(b!) carry_c, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) dz, "
+        "Tensor gates, Tensor c, Tensor tanh_c, Tensor weight_hh, int hi, int lo, int t0, bool keep) -> ()");
+  m.def("gru_quiet_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) dx, Tensor(d!) dy, Tensor d_n, Tensor d_z, "
+        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, int hi, int lo, bool keep) -> ()");
+  m.def("srn_quiet_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) da, Tensor dphi, Tensor weight_hh, "
+        "int hi, int lo, bool keep) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
+  m.impl("lstm_quiet_steps", &lstm_quiet_steps);
+  m.impl("gru_quiet_steps", &gru_quiet_steps);
+  m.impl("srn_quiet_steps", &srn_quiet_steps);
+}

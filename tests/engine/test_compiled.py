@@ -1,0 +1,184 @@
+"""The compiled quiet steps (gradlab/models/architectures/quiet_steps.cpp) against the eager steps they
+replace: the same sweeps with GRADLAB_COMPILED=0 are the reference, float64 to 1e-12 and float32 to
+its own accuracy of each step's largest entry; and the eager fallback when they cannot load."""
+
+import shutil
+import warnings
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import gradlab
+from gradlab.models.architectures import compiled, gru, lstm, srn
+from helpers import MODEL_CONFIGS, MODEL_IDS, assert_close_per_step, make_model, sweep_inputs
+
+CONFIGS = MODEL_CONFIGS + [("lstm", {"proj_size": 3})]  # the projected LSTM runs eager steps both times
+IDS = MODEL_IDS + ["lstm-proj"]
+HAS_TOOLCHAIN = shutil.which("c++") is not None
+
+
+def counted_kernels(monkeypatch):
+    """Make every architecture's sweep count its compiled calls; returns the counts by op name."""
+    calls: dict[str, int] = {}
+
+    class Counting:
+        def __init__(self, ops):
+            self.ops = ops
+
+        def __getattr__(self, name):
+            op = getattr(self.ops, name)
+
+            def call(*args):
+                calls[name] = calls.get(name, 0) + 1
+                return op(*args)
+            return call
+
+    def counting(like):
+        ops = compiled.kernels(like)
+        return None if ops is None else Counting(ops)
+
+    for module in (lstm, gru, srn):
+        monkeypatch.setattr(module, "kernels", counting)
+    return calls
+
+
+def both_ways(run, monkeypatch):
+    """run() with the compiled quiet steps, then with the eager ones."""
+    monkeypatch.setenv("GRADLAB_COMPILED", "1")
+    fast = run()
+    monkeypatch.setenv("GRADLAB_COMPILED", "0")
+    eager = run()
+    monkeypatch.setenv("GRADLAB_COMPILED", "1")
+    return fast, eager
+
+
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler: the sweeps run their eager steps")
+def test_the_compiled_steps_load_where_a_compiler_is():
+    assert compiled._load() is None
+    assert compiled.kernels(torch.empty(1)) is not None
+    assert compiled.kernels(torch.empty(1, dtype=torch.float64)) is not None
+    assert compiled.library_path().exists()
+
+
+def worst_row_error(a, b, model):
+    """The largest error of any step's row of a's state gradients against b's, relative to b's row maximum."""
+    worst = 0.0
+    for name in model.state_names:
+        ga, gb = a.grads[name].double(), b.grads[name].double()
+        worst = max(worst, float(((ga - gb).abs().amax(-1) / gb.abs().amax(-1).clamp_min(1e-300)).max()))
+    return worst
+
+
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("loss", ["last", "scattered", "all"])
+@pytest.mark.parametrize("log_domain", [True, False], ids=["log", "plain"])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+def test_compiled_and_eager_steps_agree_in_float64(config, loss, log_domain, layers, bidirectional, monkeypatch):
+    kind, kwargs = config
+    model = make_model(kind, kwargs, input_size=3, hidden_size=5, num_layers=layers, bidirectional=bidirectional)
+    x, g, end = sweep_inputs(model, 75, 4, loss, torch.float64)
+    calls = counted_kernels(monkeypatch)
+    fast, eager = both_ways(lambda: gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain), monkeypatch)
+    projected = kwargs.get("proj_size", 0) > 0  # no compiled LSTM step with a projection: eager both times
+    if loss != "all" and not projected:
+        assert sum(calls.values()) > 0  # the quiet spans did run compiled
+    assert_close_per_step(fast, eager, model, 1e-12)
+
+
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
+@pytest.mark.parametrize("config", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("loss", ["last", "scattered"])
+@pytest.mark.parametrize("log_domain", [True, False], ids=["log", "plain"])
+def test_compiled_float32_steps_are_as_accurate_as_the_eager_ones(config, loss, log_domain, monkeypatch):
+    """In float32 the two paths round differently (torch's vectorised kernels may fuse a multiply-add
+    that the compiled loop does not), so each is held to the float64 sweep: the compiled path's worst
+    row error is at most twice the eager path's own."""
+    kind, kwargs = config
+    model = make_model(kind, kwargs, input_size=3, hidden_size=5, num_layers=2, bidirectional=True)
+    x, g, end = sweep_inputs(model, 75, 4, loss, torch.float64)
+    truth = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
+    single = model.float()
+    cast = (lambda v: tuple(p.float() for p in v)) if isinstance(end, tuple) else (lambda v: v.float())
+    fast, eager = both_ways(lambda: gradlab.bptt(single, x.float(), g.float(), grad_state=cast(end),
+                                                 log_domain=log_domain), monkeypatch)
+    eager_error = worst_row_error(eager, truth, model)
+    assert eager_error < 1e-4  # the comparison means something: 75 steps and two layers of float32 rounding
+    assert worst_row_error(fast, truth, model) <= 2 * eager_error + torch.finfo(torch.float32).eps
+
+
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
+@pytest.mark.parametrize("kind", ["srn", "lstm", "gru"])
+@pytest.mark.parametrize("log_domain", [True, False], ids=["log", "plain"])
+def test_packed_batches_agree(kind, log_domain, monkeypatch):
+    """Each sample's final-state gradient enters at its own last step: the spans stop there."""
+    model = make_model(kind, {}, input_size=3, hidden_size=6, num_layers=2, bidirectional=True).double()
+    lengths = torch.tensor([61, 40, 17])
+    gen = torch.Generator().manual_seed(5)
+    x = pack_padded_sequence(torch.randn(61, 3, 3, generator=gen, dtype=torch.float64), lengths)
+    loss = lambda out, final: (final[0] if isinstance(final, tuple) else final).pow(2).sum()  # noqa: E731
+    calls = counted_kernels(monkeypatch)
+    fast, eager = both_ways(lambda: gradlab.record(model, x, loss, full=True, log_domain=log_domain), monkeypatch)
+    assert sum(calls.values()) > 0
+    for name in model.state_names:
+        a, b = fast.grads[name], eager.grads[name]
+        assert ((a - b).abs().amax(-1) <= 1e-12 * b.abs().amax(-1)).all()
+    if log_domain:
+        for name in model.state_names:
+            torch.testing.assert_close(torch.as_tensor(fast.log10_norms[name]), torch.as_tensor(eager.log10_norms[name]),
+                                       rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
+def test_a_decay_past_float_range_agrees_in_the_log_domain(monkeypatch):
+    """Far back the compiled log-domain sweep gives the same exact log10 norms where plain float32 reads 0."""
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(4, 16)
+    x = torch.randn(600, 2, 4)
+    fast, eager = both_ways(lambda: gradlab.record(model, x, lambda out: out[-1].sum()), monkeypatch)
+    assert (fast.norms["h"][0, 0, 0] == 0).all() and fast.log10_norms["h"][0, 0, 0].max() < -38
+    torch.testing.assert_close(torch.as_tensor(fast.log10_norms["h"]), torch.as_tensor(eager.log10_norms["h"]),
+                               rtol=0, atol=1e-4)  # float32 carries: log10(1 + 2·eps) per step, over 600 steps
+
+
+def test_turned_off_the_eager_steps_run_without_a_warning(monkeypatch):
+    monkeypatch.setenv("GRADLAB_COMPILED", "0")
+    assert compiled.kernels(torch.empty(1)) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gradlab.record(torch.nn.GRU(3, 4), torch.randn(8, 2, 3), lambda out: out[-1].sum())
+
+
+def test_other_dtypes_run_the_eager_steps():
+    assert compiled.kernels(torch.empty(1, dtype=torch.bfloat16)) is None
+    assert compiled.kernels(torch.empty(1, dtype=torch.float16)) is None
+
+
+def test_a_library_that_fails_to_load_falls_back_with_one_warning(monkeypatch):
+    model = torch.nn.LSTM(3, 4)
+    x = torch.randn(40, 2, 3)
+    loss = lambda out: out[-1].sum()  # noqa: E731
+    monkeypatch.setenv("GRADLAB_COMPILED", "0")
+    eager = gradlab.record(model, x, loss, full=True)
+    monkeypatch.setenv("GRADLAB_COMPILED", "1")
+    monkeypatch.setattr(compiled, "_load", lambda: "CalledProcessError: no compiler here")
+    compiled._warn_once.cache_clear()
+    try:
+        with pytest.warns(compiled.EagerFallbackWarning, match="no compiler here") as caught:
+            fallback = gradlab.record(model, x, loss, full=True)
+            gradlab.record(model, x, loss)
+        assert len(caught) == 1  # once per process
+    finally:
+        compiled._warn_once.cache_clear()
+    assert torch.equal(fallback.grads["h"], eager.grads["h"]) and torch.equal(fallback.grads["c"], eager.grads["c"])
+
+
+def test_the_cache_key_follows_the_source(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADLAB_CACHE_DIR", str(tmp_path))
+    first = compiled.library_path()
+    assert first.is_relative_to(tmp_path) and first.name == f"{compiled.NAME}.so"
+    source = tmp_path / "quiet_steps.cpp"
+    source.write_text(compiled.SOURCE.read_text() + "\n// changed\n")
+    monkeypatch.setattr(compiled, "SOURCE", source)
+    assert compiled.library_path() != first
