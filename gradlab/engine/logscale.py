@@ -44,7 +44,7 @@ def split_log(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def log10_norm(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     """log10 ‖exp(log) · x̂‖ over the last dim, in float64: −inf only where x̂ is exactly zero."""
-    norm = torch.linalg.vector_norm(x_hat.to(torch.float64), dim=-1)
+    norm = torch.linalg.vector_norm(x_hat, dim=-1, dtype=torch.float64)  # squares in float64, no float64 copy
     return (log + norm.log()) / math.log(10)
 
 

@@ -26,7 +26,7 @@ def stable_norm(g: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """
     g = g.detach()
     if g.dtype != torch.float64:
-        norm = torch.linalg.vector_norm(g.to(torch.float64), dim=dim)
+        norm = torch.linalg.vector_norm(g, dim=dim, dtype=torch.float64)  # squared in float64, no float64 copy
     else:
         scale = g.abs().amax(dim=dim, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
         norm = (scale * torch.linalg.vector_norm(g / scale, dim=dim, keepdim=True)).squeeze(dim)
