@@ -8,7 +8,8 @@ loss on the last step, fused kernels. Compared, each giving every step's total g
   record(log_domain=False)    one pass, plain sweep;
   bptt(), bptt(log_domain=True)  the hand-derived pass with parameter and input gradients;
   checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain).
-Threads as torch is told (--threads, default 2). Median of --repeats runs after one warm-up. Prints
+Threads as torch is told (--threads, default 2). Median of --repeats interleaved rounds (every column once
+per round) after one warm-up each. Prints
 milliseconds and ratios to the baseline. Not a test: timings depend on the machine.
 
     python benchmarks/engine_speed.py                        # T in 100, 1000; H = 128; B = 32
@@ -39,18 +40,22 @@ COLUMNS = ("record()", "record(step)", "record(eager)", "record(plain)", "bptt()
            "checkpointed")
 
 
-def median_ms(fn, repeats: int, device: str = "cpu") -> float:
-    """Median wall time of ``fn()`` after one warm-up; on CUDA synchronised before and after each call."""
+def interleaved_medians(fns: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
+    """Median wall time (ms) of each of ``fns`` after one warm-up each, timed in ``repeats`` rounds
+    that call every function once in turn, so that a machine that slows down or speeds up during the
+    run moves every column alike; on CUDA synchronised before and after each call."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
+    for fn in fns.values():
         fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def every_step(fn):
@@ -94,18 +99,18 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu") 
         return g
 
     loss = lambda out: out[-1].sum()  # noqa: E731
-    return {
-        "torch": median_ms(fused_step, repeats, device),
-        "record()": median_ms(lambda: gradlab.record(fused, x, loss, full=False), repeats, device),
-        "record(step)": median_ms(lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)), repeats, device),
-        "record(eager)": median_ms(lambda: eager(lambda: gradlab.record(fused, x, loss, full=False)), repeats, device),
-        "record(plain)": median_ms(lambda: gradlab.record(fused, x, loss, full=False, log_domain=False), repeats, device),
-        "bptt()": median_ms(lambda: gradlab.bptt(model, x, grad_output), repeats, device),
-        "bptt(log)": median_ms(lambda: gradlab.bptt(model, x, grad_output, log_domain=True), repeats, device),
-        "bptt(eager)": median_ms(lambda: eager(lambda: gradlab.bptt(model, x, grad_output)), repeats, device),
-        "checkpointed": median_ms(lambda: gradlab.checkpointed_norms(model, lambda t0, t1: x[t0:t1], explicit, T, B,
-                                                                     progress=False), repeats, device),
-    }
+    return interleaved_medians({
+        "torch": fused_step,
+        "record()": lambda: gradlab.record(fused, x, loss, full=False),
+        "record(step)": lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)),
+        "record(eager)": lambda: eager(lambda: gradlab.record(fused, x, loss, full=False)),
+        "record(plain)": lambda: gradlab.record(fused, x, loss, full=False, log_domain=False),
+        "bptt()": lambda: gradlab.bptt(model, x, grad_output),
+        "bptt(log)": lambda: gradlab.bptt(model, x, grad_output, log_domain=True),
+        "bptt(eager)": lambda: eager(lambda: gradlab.bptt(model, x, grad_output)),
+        "checkpointed": lambda: gradlab.checkpointed_norms(model, lambda t0, t1: x[t0:t1], explicit, T, B,
+                                                           progress=False),
+    }, repeats, device)
 
 
 def pair(text: str) -> tuple[int, int]:
@@ -145,7 +150,7 @@ def main(argv=None) -> int:
         (platform.processor() or platform.machine())
     quiet = "compiled" if kernels(torch.empty(1)) is not None else "eager (the compiled ones are unavailable)"
     print(f"# {where}, torch {torch.__version__}, {args.threads} CPU thread(s); input 8, loss on the last step; "
-          f"median of {repeats}; log-domain block {args.block}; quiet steps {quiet}; baseline: torch fused forward + backward "
+          f"median of {repeats} interleaved rounds; log-domain block {args.block}; quiet steps {quiet}; baseline: torch fused forward + backward "
           f"({'cuDNN' if args.device == 'cuda' else 'CPU kernels'})")
     print(f"{'model':5s} {'B':>4s} {'H':>5s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
     for kind in args.models:
