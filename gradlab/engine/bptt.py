@@ -160,8 +160,9 @@ def check_dropout(model: RecurrentModel, dropout_masks: Optional[list], caller: 
 class LayerSweep:
     """One layer's backward sweep as the driver keeps it, time-major, plain values.
 
-    dh, dc: [T, B, H] (dc None without a cell state); log10_dh, log10_dc: [T, B] float64;
-    explicit: [T, B, H] ∂⁺L/∂h_t of this layer; log10_explicit: [T, B] float64;
+    dh, dc: [T, B, H] (dc None without a cell state); norm_dh, norm_dc: their norms [T, B] float64
+    (of the plain values); log10_dh, log10_dc: [T, B] float64 (exact in the log domain);
+    explicit: [T, B, H] ∂⁺L/∂h_t of this layer; norm_explicit, log10_explicit: [T, B] float64;
     params: this layer's parameter gradients by torch's names;
     grad_initial: the gradient on the layer's initial state — a tuple of [B, H], or in the log
     domain (unit-size parts, log scale [B]).
@@ -169,9 +170,12 @@ class LayerSweep:
 
     dh: torch.Tensor
     dc: Optional[torch.Tensor]
+    norm_dh: torch.Tensor
+    norm_dc: Optional[torch.Tensor]
     log10_dh: torch.Tensor
     log10_dc: Optional[torch.Tensor]
     explicit: torch.Tensor
+    norm_explicit: torch.Tensor
     log10_explicit: torch.Tensor
     params: dict[str, torch.Tensor]
     grad_initial: tuple
@@ -237,11 +241,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                     start = tuple(torch.zeros_like(c) for c in final)
                 else:
                     scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
-                log10_explicit = stable_norm(plain_explicit).log10()
                 g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
                 dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
-                log10_dh = stable_norm(dh).log10()
-                log10_dc = None if dc is None else stable_norm(dc).log10()
                 grad_initial = g.grad_initial
                 if with_params or k > 0:
                     down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
@@ -252,9 +253,14 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                                                     bool(extra))
             elif with_params:
                 params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra))
-            sweeps[k * D + d] = LayerSweep(flip(dh), None if dc is None else flip(dc), flip(log10_dh),
-                                           None if log10_dc is None else flip(log10_dc), flip(plain_explicit),
-                                           flip(log10_explicit), params, grad_initial)
+            norm_dh, norm_dc, norm_explicit = (None if v is None else stable_norm(v) for v in (dh, dc, plain_explicit))
+            if not log_domain:  # the plain sweep's log10 norms are its norms' logarithms
+                log10_dh, log10_explicit = norm_dh.log10(), norm_explicit.log10()
+                log10_dc = None if norm_dc is None else norm_dc.log10()
+            fl = lambda v: None if v is None else flip(v)  # noqa: E731
+            sweeps[k * D + d] = LayerSweep(flip(dh), fl(dc), flip(norm_dh), fl(norm_dc), flip(log10_dh), fl(log10_dc),
+                                           flip(plain_explicit), flip(norm_explicit), flip(log10_explicit), params,
+                                           grad_initial)
         if dropout_masks is not None and k > 0:  # through the mask on layer k−1's output
             below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1
@@ -366,12 +372,13 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
             initials = [lay.grad_initial for lay in layers]
     names, D = model.state_names, model.num_directions
     per_state = {"h": [lay.dh for lay in layers], "c": [lay.dc for lay in layers]}
+    per_state_norms = {"h": [lay.norm_dh for lay in layers], "c": [lay.norm_dc for lay in layers]}
     per_state_log10 = {"h": [lay.log10_dh for lay in layers], "c": [lay.log10_dc for lay in layers]}
     params = {name: g for lay in layers for name, g in lay.params.items()}
     return Trace(
         kind=model.kind, hidden_size=model.hidden_size,
-        norms={n: _numpy_stack([stable_norm(g) for g in per_state[n]], D) for n in names},
-        explicit_norms=_numpy_stack([stable_norm(lay.explicit) for lay in layers], D),
+        norms={n: _numpy_stack(per_state_norms[n], D) for n in names},
+        explicit_norms=_numpy_stack([lay.norm_explicit for lay in layers], D),
         log10_norms={n: _numpy_stack(per_state_log10[n], D) for n in names},
         explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
         grads={n: _by_layer(per_state[n], D) for n in names},

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from gradlab.engine.bptt import backward_layers, check_dropout, forward_tapes
 from gradlab.engine.logscale import LOG_ZERO, split_log
-from gradlab.engine.numerics import denormals_flushed, stable_norm
+from gradlab.engine.numerics import denormals_flushed
 from gradlab.engine.trace import Trace
 from gradlab.models.recurrent import RecurrentModel
 
@@ -90,12 +90,12 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
             layers, _ = backward_layers(model, layer_inputs, tapes, split_log(grad_out), grad_finals, log_domain=True,
                                         finals_from_loss=False, with_params=False)  # finals: the later segments'
             for k, lay in enumerate(layers):
-                for n, lg, g in (("h", lay.log10_dh, lay.dh), ("c", lay.log10_dc, lay.dc)):
+                for n, lg, norm in (("h", lay.log10_dh, lay.norm_dh), ("c", lay.log10_dc, lay.norm_dc)):
                     if n in names:
                         log10[n][k, 0, t0:t1] = lg.cpu().numpy()
-                        plain[n][k, 0, t0:t1] = stable_norm(g).cpu().numpy()
+                        plain[n][k, 0, t0:t1] = norm.cpu().numpy()
                 explicit_log10[k, 0, t0:t1] = lay.log10_explicit.cpu().numpy()
-                explicit_plain[k, 0, t0:t1] = stable_norm(lay.explicit).cpu().numpy()
+                explicit_plain[k, 0, t0:t1] = lay.norm_explicit.cpu().numpy()
             grad_finals = [lay.grad_initial for lay in layers]
             bar.update(t1 - t0)
     bar.close()
