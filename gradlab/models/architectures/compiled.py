@@ -4,7 +4,7 @@ A backward sweep spends most of its steps *quiet*: nothing merges into the carry
 rescales it, so the step is the same few elementwise products and one recurrent matrix product.
 Eagerly that is half a dozen torch kernels and their Python dispatch a step; ``quiet_steps.cpp``
 runs a whole span of such steps in one call, with the same arithmetic in the same order (each
-architecture's eager ``quiet_steps`` is its reference, and tests/engine/test_compiled.py holds
+architecture's eager ``after_entering`` step is its reference, and tests/engine/test_compiled.py holds
 them to each other).
 
 The source is compiled with torch's own extension builder the first time it is needed (about
