@@ -267,9 +267,10 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     return sweeps, explicit
 
 
-def _by_layer(values: list[torch.Tensor], D: int) -> torch.Tensor:
-    """Per layer and direction (index k·D + d), [T, B, …] tensors → [L, D, T, B, …]."""
-    stacked = torch.stack(values)
+def _by_layer(values: list[torch.Tensor], D: int, own: bool = False) -> torch.Tensor:
+    """Per layer and direction (index k·D + d), [T, B, …] tensors → [L, D, T, B, …]; with ``own``
+    (the values are this sweep's own buffers) a single one is viewed, not copied."""
+    stacked = values[0].unsqueeze(0) if own and len(values) == 1 else torch.stack(values)
     return stacked.view(stacked.shape[0] // D, D, *stacked.shape[1:])
 
 
@@ -381,7 +382,7 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
         explicit_norms=_numpy_stack([lay.norm_explicit for lay in layers], D),
         log10_norms={n: _numpy_stack(per_state_log10[n], D) for n in names},
         explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
-        grads={n: _by_layer(per_state[n], D) for n in names},
+        grads={n: _by_layer(per_state[n], D, own=True) for n in names},
         explicit_grads=_by_layer([lay.explicit for lay in layers], D),
         param_grads={name: params[name] for name, _ in model.named_parameters()} if with_params else None,
         input_grad=None if dx is None else layout.restore(dx),

@@ -23,10 +23,11 @@ from typing import Iterator, Optional
 
 import torch
 
+from gradlab.engine.numerics import flushing_denormals, stable_norm
+
 #: log of an exact zero. A finite stand-in for −inf keeps λ − m well defined (never −inf − (−inf)).
 LOG_ZERO = -1e300
 #: Steps a log-domain sweep runs between rescalings of its carry where nothing is merged into it.
-#: A divisor of the LSTM's DERIVATIVE_CHUNK, so that a block never straddles two chunks.
 BLOCK = 16
 #: A block is kept when the largest magnitude of every row it stored lies in [LOW, HIGH] (or is 0):
 #: far from float32's range (2⁻¹²⁶ … 2¹²⁸), so that no entry within 2⁻⁶⁶ of its row's largest is lost.
@@ -44,8 +45,7 @@ def split_log(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def log10_norm(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     """log10 ‖exp(log) · x̂‖ over the last dim, in float64: −inf only where x̂ is exactly zero."""
-    norm = torch.linalg.vector_norm(x_hat, dim=-1, dtype=torch.float64)  # squares in float64, no float64 copy
-    return (log + norm.log()) / math.log(10)
+    return (log + stable_norm(x_hat).log()) / math.log(10)
 
 
 def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
@@ -56,6 +56,8 @@ def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     plain = x_hat * scale.unsqueeze(-1)
     if bool(torch.isinf(scale).any()):  # never 0 · inf = NaN: an exact zero stays zero
         plain = torch.where(x_hat == 0, torch.zeros_like(plain), plain)
+    if plain.device.type == "cpu" and flushing_denormals():  # the product above already gave 0 for them
+        return plain
     return plain.masked_fill_(plain.abs() < torch.finfo(x_hat.dtype).tiny, 0.0)
 
 
@@ -135,16 +137,21 @@ class LogScale:
         self.tracked = outputs
 
     def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
-        """The steps of the sweep, T−1 down to 0, as (hi, lo, quiet). A block of steps hi … lo with
-        nothing to merge is one quiet span: the caller runs it with δh_t = carry and neither
-        :meth:`enter` nor :meth:`renormalize` (its λ is the block's); then the carries are rescaled
-        once. A quiet span whose rows left [LOW, HIGH] is run again from the ``carries`` it entered
-        with, as single steps (hi = lo, not quiet), each entered and rescaled."""
+        """The steps of the sweep, T−1 down to 0, as (hi, lo, quiet). A step that merges something
+        (an explicit gradient, a final state) is one step hi = lo, entered and rescaled; the steps
+        below it, up to the next that merges and at most ``block`` of them, are one quiet span: the
+        caller runs it with δh_t = carry and neither :meth:`enter` nor :meth:`renormalize` (its λ is
+        the span's); then the carries are rescaled once. A quiet span whose rows left [LOW, HIGH] is
+        run again from the ``carries`` it entered with, as single steps, each entered and rescaled."""
+        merges = list(self.has_explicit)
+        for t in self.final_steps:
+            merges[t] = True
         hi = T - 1
         while hi >= 0:
-            lo = max(0, hi + 1 - self.block)
-            quiet = lo < hi and not any(self.has_explicit[lo:hi + 1]) and not any(lo <= t <= hi for t in self.final_steps)
-            if quiet:
+            lo = hi
+            while not merges[hi] and lo > max(0, hi + 1 - self.block) and not merges[lo - 1]:
+                lo -= 1
+            if lo < hi:
                 saved, log = tuple(c.clone() for c in carries), self.log.clone()
                 self._zero = joint_max(carries) == 0  # [B] samples whose carry is exactly 0 and stays so
                 yield hi, lo, True

@@ -61,7 +61,7 @@ def test_a_block_that_leaves_the_range_runs_again_step_by_step(rho, monkeypatch)
     """A linear SRN with W_hh = ρ·Q (Q orthogonal) changes ‖∂L/∂h_t‖ by exactly ρ per step: 16 steps
     of ρ = 10^∓2 leave [2⁻⁶⁰, 2⁶⁰], so every block is run again, and the result is that of rescaling
     every step."""
-    H, T = 6, 9 * 16  # the last step's block merges the loss, the eight before are quiet; 10^±286 fits float64
+    H, T = 6, 1 + 8 * 16  # the last step merges the loss, eight quiet blocks below it; 10^±256 fits float64
     Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     model = gradlab.SRN(2, H, nonlinearity="linear", bias=False, dtype=torch.float64)
     with torch.no_grad():
@@ -79,6 +79,19 @@ def test_a_block_that_leaves_the_range_runs_again_step_by_step(rho, monkeypatch)
     assert_close_per_step(blocks, every_step, model, 1e-13)
     log10 = blocks.log10_grad_norms("h", 0)[:, 0]
     np.testing.assert_allclose(log10[:-1] - log10[1:], np.log10(rho), atol=1e-9, rtol=0)
+
+
+def test_only_the_steps_that_merge_run_alone():
+    """A step with an explicit gradient is a span of its own; the steps below it, up to the next such
+    step and at most BLOCK of them, are one quiet span."""
+    T, B, H = 40, 2, 3
+    explicit_log = torch.full((T, B), logscale.LOG_ZERO, dtype=torch.float64)
+    explicit_log[[39, 30, 29, 5]] = 0.0
+    scale = logscale.LogScale(torch.ones(T, B, H), explicit_log, torch.zeros(B, dtype=torch.float64))
+    scale.track(torch.full((T, B, H), 0.75))  # every stored row in range
+    spans = list(scale.spans(T, (torch.full((B, H), 0.75),)))
+    assert spans == [(39, 39, False), (38, 31, True), (30, 30, False), (29, 29, False), (28, 13, True),
+                     (12, 6, True), (5, 5, False), (4, 0, True)]
 
 
 def test_a_row_that_fell_to_zero_in_a_block_counts_as_out_of_range_unless_it_entered_as_zero():
