@@ -37,5 +37,5 @@ def test_checkpointed_equals_the_whole_sequence(kind, kwargs, segment):
     assert calls == [(t0, min(t0 + S, T)) for t0 in reversed(range(0, T, S))]
 
 
-def test_segment_length_is_about_the_square_root():
-    assert [segment_length(T) for T in (1, 2, 100, 101, 10**6)] == [1, 2, 10, 11, 1000]
+def test_segment_length_is_about_the_square_root_and_at_least_the_minimum():
+    assert [segment_length(T) for T in (1, 2, 100, 101, 10**4, 10**4 + 1, 10**6)] == [1, 2, 100, 100, 100, 101, 1000]
