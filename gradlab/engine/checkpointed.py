@@ -2,9 +2,9 @@
 
 A first forward pass keeps only the state at the start of every segment of S ≈ √T steps (at least
 MIN_SEGMENT), and the last segment's tape. The backward pass then walks the segments from last to
-first: it recomputes each earlier segment's tape from its checkpoint, runs the log-domain backward sweep over it with the gradient carried in from the
-segment after (docs/derivations.md, "Splitting the sequence"), writes that segment's norms and
-forgets the tape. Memory: the T/S checkpoints, one segment's tape and the [T, B] norms; the input
+first: it recomputes each earlier segment's tape from its checkpoint, runs the log-domain backward
+sweep over it with the gradient carried in from the segment after (docs/derivations.md, "Splitting
+the sequence"), writes that segment's norms and forgets the tape. Memory: the T/S checkpoints, one segment's tape and the [T, B] norms; the input
 and the explicit gradient are asked for one segment at a time.
 """
 

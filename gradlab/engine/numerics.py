@@ -27,14 +27,14 @@ FLOAT32_NORM_RESCALE = 2.0 ** 64
 
 def _float32_norm(g: torch.Tensor, dim: int) -> torch.Tensor:
     """stable_norm's float32 case. Summed in float32 where that is exact to its rounding (a finite
-    norm ≥ FLOAT32_NORM_EXACT_FROM); with subnormals flushed (they read as 0), the smaller rows are
+    norm ≥ FLOAT32_NORM_EXACT_FROM); where the CPU flushes subnormals (they read as 0), the smaller rows are
     summed again scaled up by FLOAT32_NORM_RESCALE; else, where any row is too small or overflowed,
     the whole tensor is squared in float64."""
     norm = torch.linalg.vector_norm(g, dim=dim).to(torch.float64)
     small, big = norm < FLOAT32_NORM_EXACT_FROM, torch.isinf(norm)  # 0 too: tiny squares may have underflowed
     if not bool((small | big).any()):
         return norm
-    if not bool(big.any()) and flushing_denormals():
+    if not bool(big.any()) and g.device.type == "cpu" and flushing_denormals():
         up = torch.linalg.vector_norm(g * FLOAT32_NORM_RESCALE, dim=dim).to(torch.float64) / FLOAT32_NORM_RESCALE
         return torch.where(small, up, norm)
     return torch.linalg.vector_norm(g, dim=dim, dtype=torch.float64)  # squared in float64, no float64 copy
