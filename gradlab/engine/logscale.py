@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from gradlab.engine.numerics import flushing_denormals, stable_norm
+from gradlab.engine.numerics import stable_norm
 
 #: log of an exact zero. A finite stand-in for −inf keeps λ − m well defined (never −inf − (−inf)).
 LOG_ZERO = -1e300
@@ -56,8 +56,6 @@ def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     plain = x_hat * scale.unsqueeze(-1)
     if bool(torch.isinf(scale).any()):  # never 0 · inf = NaN: an exact zero stays zero
         plain = torch.where(x_hat == 0, torch.zeros_like(plain), plain)
-    if plain.device.type == "cpu" and flushing_denormals():  # the product above already gave 0 for them
-        return plain
     return plain.masked_fill_(plain.abs() < torch.finfo(x_hat.dtype).tiny, 0.0)
 
 

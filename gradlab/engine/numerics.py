@@ -20,23 +20,17 @@ OK, UNDERFLOW, OVERFLOW, SUBNORMAL = "ok", "underflow", "overflow", "subnormal"
 #: A float32 L2 norm of at least this lost nothing to underflowing squares: those are below 2⁻¹²⁶
 #: each, under 2⁻²⁶ of the sum for up to 2²⁰ entries.
 FLOAT32_NORM_EXACT_FROM = 2.0 ** -40
-#: The power of two (exact) a float32 row whose norm came out below FLOAT32_NORM_EXACT_FROM is scaled
-#: up by: its entries are then below 2²⁴, and every normal float32 above 2⁻⁶³.
-FLOAT32_NORM_RESCALE = 2.0 ** 64
 
 
 def _float32_norm(g: torch.Tensor, dim: int) -> torch.Tensor:
-    """stable_norm's float32 case. Summed in float32 where that is exact to its rounding (a finite
-    norm ≥ FLOAT32_NORM_EXACT_FROM); where the CPU flushes subnormals (they read as 0), the smaller rows are
-    summed again scaled up by FLOAT32_NORM_RESCALE; else, where any row is too small or overflowed,
-    the whole tensor is squared in float64."""
+    """stable_norm's float32 case: summed in float32 when that is exact to its rounding for every row
+    (a finite norm ≥ FLOAT32_NORM_EXACT_FROM), else the whole tensor squared in float64. (Rescaling
+    the small rows by powers of two measured no faster than the float64 pass, and cannot lean on
+    flushed subnormals: torch's flush setting holds for the calling thread only, not its workers.)"""
     norm = torch.linalg.vector_norm(g, dim=dim).to(torch.float64)
-    small, big = norm < FLOAT32_NORM_EXACT_FROM, torch.isinf(norm)  # 0 too: tiny squares may have underflowed
-    if not bool((small | big).any()):
+    doubtful = (norm < FLOAT32_NORM_EXACT_FROM) | torch.isinf(norm)  # 0 too: tiny squares may have underflowed
+    if not bool(doubtful.any()):
         return norm
-    if not bool(big.any()) and g.device.type == "cpu" and flushing_denormals():
-        up = torch.linalg.vector_norm(g * FLOAT32_NORM_RESCALE, dim=dim).to(torch.float64) / FLOAT32_NORM_RESCALE
-        return torch.where(small, up, norm)
     return torch.linalg.vector_norm(g, dim=dim, dtype=torch.float64)  # squared in float64, no float64 copy
 
 
