@@ -82,6 +82,9 @@ def denormals_flushed() -> Iterator[None]:
     range (1.2e-38 in float32), which x86 CPUs compute on a slow path — measured 4.5 ms instead of
     32 µs for one [32, 512] × [512, 128] product. Flushed, such a plain value reads 0.0 (status
     "underflow"); its log10 norm is exact either way, being computed from the unit-size carry.
+    The setting is the calling thread's only: where torch splits an op across its intra-op worker
+    threads, their part still makes and reads subnormals (measured, docs/performance.md), which is why
+    ``to_plain`` clears them itself.
     """
     was = flushing_denormals()
     torch.set_flush_denormal(True)
