@@ -4,8 +4,9 @@ A first forward pass keeps only the state at the start of every segment of S ≈
 MIN_SEGMENT), and the last segment's tape. The backward pass then walks the segments from last to
 first: it recomputes each earlier segment's tape from its checkpoint, runs the log-domain backward
 sweep over it with the gradient carried in from the segment after (docs/derivations.md, "Splitting
-the sequence"), writes that segment's norms and forgets the tape. Memory: the T/S checkpoints, one segment's tape and the [T, B] norms; the input
-and the explicit gradient are asked for one segment at a time.
+the sequence"), writes that segment's norms and forgets the tape. Memory: the T/S checkpoints, one
+segment's tape and the [T, B] norms; the input and the explicit gradient are asked for one segment
+at a time.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
         for t0 in starts:  # pass 1: forward, keeping the state at each segment start (and the last segment's tapes)
             t1 = min(t0 + S, T)
             checkpoints.append(state)
-            last = forward_tapes(model, inputs(t0, t1), state)
+            last = forward_tapes(model, inputs(t0, t1), state)  # (layer inputs, tapes)
             tapes = last[1]
             state = tuple(torch.stack([tape.final[i] for tape in tapes]) for i in range(len(names)))
             if on_forward is not None:
