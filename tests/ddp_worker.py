@@ -40,5 +40,6 @@ def run(rank: int, world: int, init_file: str, out: str, results: str) -> None:
         torch.save({"dh": [trace.grad("h", k, d) for k in range(2) for d in range(2)],
                     "grads": {n: p.grad for n, p in model.named_parameters()},
                     "wrote": w.run_dir is not None}, Path(results) / f"{rank}.pt")
+        dist.barrier()  # neither rank tears gloo down while the other still talks to it (an abort otherwise)
     finally:
         dist.destroy_process_group()
