@@ -1,10 +1,11 @@
 """The engine against torch's fused forward + backward, in the same run: the Engine-speed issue's table.
 
-Baseline: torch.nn.RNN / nn.LSTM / nn.GRU (input 8, hidden H, batch B) forward + backward with the
-loss on the last step, fused kernels. Compared, each giving every step's total gradient:
+Baseline: torch.nn.RNN / nn.LSTM / nn.GRU (input 8, hidden H, batch B; one layer, one direction unless
+--layers/--bidirectional) forward + backward with the loss on the last step (--loss every: on every step's
+output, so that a gradient enters every step of the sweeps), fused kernels. Compared, each giving every step's total gradient:
   record()                    the default: one pass, log-domain sweep (plain and log10 norms);
   record(step)                the same, its carry rescaled at every step instead of in blocks;
-  record(eager)               the same, its quiet steps eager (GRADLAB_COMPILED=0) instead of compiled;
+  record(eager)               the same, its steps eager (GRADLAB_COMPILED=0) instead of compiled;
   record(log_domain=False)    one pass, plain sweep;
   bptt(), bptt(log_domain=True)  the hand-derived pass with parameter and input gradients;
   checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain).
@@ -17,6 +18,7 @@ milliseconds and ratios to the baseline. Not a test: timings depend on the machi
     python benchmarks/engine_speed.py --hidden 64 256
     python benchmarks/engine_speed.py --models lstm --lengths 10000 --repeats 1
     python benchmarks/engine_speed.py --block 1              # the log domain rescaling at every step
+    python benchmarks/engine_speed.py --layers 2 --bidirectional --loss every   # a gradient entering every step
     python benchmarks/engine_speed.py --device cuda --sizes 32,128 64,512 256,1024 --lengths 1000   # the GPU table
     python benchmarks/engine_speed.py --smoke                # tiny, for the test suite
 """
@@ -68,7 +70,7 @@ def every_step(fn):
 
 
 def eager(fn):
-    """``fn()`` with the backward sweeps' quiet steps run eagerly instead of compiled."""
+    """``fn()`` with the backward sweeps' steps run eagerly instead of compiled."""
     was = os.environ.get("GRADLAB_COMPILED")
     os.environ["GRADLAB_COMPILED"] = "0"
     try:
@@ -80,26 +82,23 @@ def eager(fn):
             os.environ["GRADLAB_COMPILED"] = was
 
 
-def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu") -> dict[str, float]:
+def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu", layers: int = 1,
+          bidirectional: bool = False, every: bool = False) -> dict[str, float]:
     torch.manual_seed(0)
-    fused = TORCH_MODULES[kind](8, H).to(device)
+    fused = TORCH_MODULES[kind](8, H, num_layers=layers, bidirectional=bidirectional).to(device)
     model = gradlab.from_torch(fused)
     x = torch.randn(T, B, 8, device=device)
-    grad_output = torch.zeros(T, B, H, device=device)
-    grad_output[-1] = 1.0
+    grad_output = torch.zeros(T, B, (2 if bidirectional else 1) * H, device=device)
+    grad_output[slice(None) if every else -1] = 1.0
+    loss = (lambda out: out.sum()) if every else (lambda out: out[-1].sum())  # noqa: E731
 
     def fused_step():
         out, _ = fused(x)
-        out[-1].sum().backward()
+        loss(out).backward()
 
     def explicit(t0, t1, out):
-        g = torch.zeros_like(out)
-        if t1 == T:
-            g[-1] = 1.0
-        return g
-
-    loss = lambda out: out[-1].sum()  # noqa: E731
-    return interleaved_medians({
+        return grad_output[t0:t1]
+    fns = {
         "torch": fused_step,
         "record()": lambda: gradlab.record(fused, x, loss, full=False),
         "record(step)": lambda: every_step(lambda: gradlab.record(fused, x, loss, full=False)),
@@ -110,7 +109,10 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu") 
         "bptt(eager)": lambda: eager(lambda: gradlab.bptt(model, x, grad_output)),
         "checkpointed": lambda: gradlab.checkpointed_norms(model, lambda t0, t1: x[t0:t1], explicit, T, B,
                                                            progress=False),
-    }, repeats, device)
+    }
+    if bidirectional:  # the checkpointed engine sweeps forward in segments: one direction only
+        del fns["checkpointed"]
+    return interleaved_medians(fns, repeats, device)
 
 
 def pair(text: str) -> tuple[int, int]:
@@ -135,6 +137,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", nargs="+", choices=tuple(TORCH_MODULES), default=["lstm", "gru", "srn"])
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--loss", choices=("last", "every"), default="last",
+                   help="the loss on the last step's output (default) or on every step's")
     p.add_argument("--block", type=int, default=logscale.BLOCK,
                    help=f"steps the log-domain sweep runs between rescalings (default {logscale.BLOCK}; 1: every step)")
     args = p.parse_args(argv)
@@ -148,17 +154,19 @@ def main(argv=None) -> int:
     sizes = [(args.batch, 8)] if args.smoke else (args.sizes or [(args.batch, H) for H in args.hidden])
     where = (torch.cuda.get_device_name() + ", TF32 off, synchronised") if args.device == "cuda" else \
         (platform.processor() or platform.machine())
-    quiet = "compiled" if kernels(torch.empty(1)) is not None else "eager (the compiled ones are unavailable)"
-    print(f"# {where}, torch {torch.__version__}, {args.threads} CPU thread(s); input 8, loss on the last step; "
-          f"median of {repeats} interleaved rounds; log-domain block {args.block}; quiet steps {quiet}; baseline: torch fused forward + backward "
+    steps = "compiled" if kernels(torch.empty(1)) is not None else "eager (the compiled ones are unavailable)"
+    shape = f"{args.layers} layer(s){', bidirectional' if args.bidirectional else ''}"
+    print(f"# {where}, torch {torch.__version__}, {args.threads} CPU thread(s); input 8, {shape}, loss on "
+          f"{'every step' if args.loss == 'every' else 'the last step'}; median of {repeats} interleaved rounds; "
+          f"log-domain block {args.block}; sweep steps {steps}; baseline: torch fused forward + backward "
           f"({'cuDNN' if args.device == 'cuda' else 'CPU kernels'})")
     print(f"{'model':5s} {'B':>4s} {'H':>5s} {'T':>6s} {'torch ms':>9s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
     for kind in args.models:
         for B, H in sizes:
             for T in lengths:
-                t = bench(kind, T, B, H, repeats, args.device)
+                t = bench(kind, T, B, H, repeats, args.device, args.layers, args.bidirectional, args.loss == "every")
                 base = t["torch"]
-                cells = "  ".join(f"{t[c] / base:6.2f}x ({t[c]:5.0f})" for c in COLUMNS)
+                cells = "  ".join(f"{t[c] / base:6.2f}x ({t[c]:5.0f})" if c in t else f"{'n/a':>15s}" for c in COLUMNS)
                 print(f"{kind:5s} {B:4d} {H:5d} {T:6d} {base:9.1f}  {cells}", flush=True)
     return 0
 

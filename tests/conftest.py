@@ -5,7 +5,7 @@ import torch
 # with two while the other core was busy).
 torch.set_num_threads(1)
 
-# Build (or load from the cache) the compiled quiet steps once, before any test runs: the one-time
+# Build (or load from the cache) the compiled sweep steps once, before any test runs: the one-time
 # build note then goes to the session's output, never into a command's stderr that a test reads.
 from gradlab.models.architectures import compiled  # noqa: E402
 

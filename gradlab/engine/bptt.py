@@ -216,10 +216,11 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at each sample's last step
                     last_hat, last_log = add_logs(hat[last, batch], log[last, batch], final_hat[0], final_log)
                     shown_hat, shown_log = hat.index_put((last, batch), last_hat), log.index_put((last, batch), last_log)
+                if finals_from_loss and lengths is not None:  # merged as the sweep reaches each sample's last step
                     scale = LogScale(hat.contiguous(), log, torch.full_like(final_log, LOG_ZERO),
                                      final=(last, final_hat, final_log))
                     start = tuple(torch.zeros_like(c) for c in final_hat)
-                else:
+                else:  # every sample's last step is T − 1: the final state's gradient is the carry entering it
                     scale, start = LogScale(hat.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
                 plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
                 g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
@@ -237,9 +238,10 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 plain_explicit = e
                 if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at each sample's last step
                     plain_explicit = e.index_put((last, batch), e[last, batch] + final[0])
+                if finals_from_loss and lengths is not None:  # merged as the sweep reaches each sample's last step
                     scale = PlainScale(e.contiguous(), final=(last, final))
                     start = tuple(torch.zeros_like(c) for c in final)
-                else:
+                else:  # every sample's last step is T − 1: the final state's gradient is the carry entering it
                     scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
                 g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
                 dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc

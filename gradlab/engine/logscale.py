@@ -24,6 +24,7 @@ from typing import Iterator, Optional
 import torch
 
 from gradlab.engine.numerics import stable_norm
+from gradlab.models.architectures.base import ENTERED, FINAL, QUIET
 
 #: log of an exact zero. A finite stand-in for −inf keeps λ − m well defined (never −inf − (−inf)).
 LOG_ZERO = -1e300
@@ -84,27 +85,35 @@ class PlainScale:
     def track(self, *outputs: torch.Tensor) -> None:
         """Nothing to check: plain values are carried as they are."""
 
-    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
-        """The steps of the sweep, T−1 down to 0, as (hi, lo, quiet): a run of steps hi … lo where
-        the explicit gradient is exactly zero and no final state enters (quiet: δh_t = carry), or
-        one step hi = lo that adds something (not quiet)."""
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, str]]:
+        """The steps of the sweep, T−1 down to 0, as (hi, lo, kind): a run of steps hi … lo where
+        the explicit gradient is exactly zero and no final state enters (QUIET: δh_t = carry), a run
+        where it is not zero in any (ENTERED), or one step where a final state enters (FINAL)."""
         adds = self.explicit.flatten(1).ne(0).any(dim=1).tolist()  # one sync
-        for t in self.final_steps:
-            adds[t] = True
-        hi = T - 1
-        while hi >= 0:
-            if adds[hi]:
-                yield hi, hi, False
-                hi -= 1
-                continue
-            lo = hi
-            while lo > 0 and not adds[lo - 1]:
-                lo -= 1
-            yield hi, lo, True
-            hi = lo - 1
+        yield from runs(T, adds, self.final_steps)
 
     def renormalize(self, *carries: torch.Tensor) -> None:
         """Nothing to do: plain values are carried as they are."""
+
+    def entry(self) -> tuple[torch.Tensor, None, None, None]:
+        """What :meth:`enter` reads, for a compiled ENTERED span: the explicit gradient [T, B, H]."""
+        return self.explicit, None, None, None
+
+
+def runs(T: int, adds: list[bool], final_steps: set[int]) -> Iterator[tuple[int, int, str]]:
+    """Steps T−1 down to 0 in maximal runs of one kind: FINAL (a step in ``final_steps``, alone),
+    ENTERED (steps where ``adds``), QUIET (the rest)."""
+    hi = T - 1
+    while hi >= 0:
+        if hi in final_steps:
+            yield hi, hi, FINAL
+            hi -= 1
+            continue
+        lo = hi
+        while lo > 0 and adds[lo - 1] == adds[hi] and lo - 1 not in final_steps:
+            lo -= 1
+        yield hi, lo, ENTERED if adds[hi] else QUIET
+        hi = lo - 1
 
 
 class LogScale:
@@ -134,36 +143,34 @@ class LogScale:
         """The sweep's per-step outputs ([T, B, ·], e.g. δh and δc) whose rows a block's range check reads."""
         self.tracked = outputs
 
-    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
-        """The steps of the sweep, T−1 down to 0, as (hi, lo, quiet). A step that merges something
-        (an explicit gradient, a final state) is one step hi = lo, entered and rescaled; the steps
-        below it, up to the next that merges and at most ``block`` of them, are one quiet span: the
-        caller runs it with δh_t = carry and neither :meth:`enter` nor :meth:`renormalize` (its λ is
-        the span's); then the carries are rescaled once. A quiet span whose rows left [LOW, HIGH] is
-        run again from the ``carries`` it entered with, as single steps, each entered and rescaled."""
-        merges = list(self.has_explicit)
-        for t in self.final_steps:
-            merges[t] = True
-        hi = T - 1
-        while hi >= 0:
-            lo = hi
-            while not merges[hi] and lo > max(0, hi + 1 - self.block) and not merges[lo - 1]:
-                lo -= 1
-            if lo < hi:
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, str]]:
+        """The steps of the sweep, T−1 down to 0, as (hi, lo, kind). A run of steps that merge an
+        explicit gradient is one ENTERED span, each step entered and rescaled; a step where a final
+        state enters is FINAL, alone. The other steps, in runs of at most ``block`` between those,
+        are QUIET spans: the caller runs one with δh_t = carry and neither :meth:`enter` nor
+        :meth:`renormalize` (its λ is the span's); then the carries are rescaled once. A quiet span
+        whose rows left [LOW, HIGH] is run again from the ``carries`` it entered with, as an
+        ENTERED span (every step rescaled; entering one adds nothing to the carry)."""
+        for hi, lo, kind in runs(T, self.has_explicit, self.final_steps):
+            if kind != QUIET or self.block == 1:
+                yield hi, lo, ENTERED if kind == QUIET else kind
+                continue
+            for top in range(hi, lo - 1, -self.block):
+                bottom = max(lo, top + 1 - self.block)
+                if bottom == top:  # one step: rescaled after it, nothing to check
+                    yield top, top, ENTERED
+                    continue
                 saved, log = tuple(c.clone() for c in carries), self.log.clone()
                 self._zero = joint_max(carries) == 0  # [B] samples whose carry is exactly 0 and stays so
-                yield hi, lo, True
-                if self._in_range(lo, hi):
-                    self.steps[lo:hi + 1] = self.log
+                yield top, bottom, QUIET
+                if self._in_range(bottom, top):
+                    self.steps[bottom:top + 1] = self.log
                     self.renormalize(*carries)
-                    hi = lo - 1
                     continue
                 for c, s in zip(carries, saved):
                     c.copy_(s)
                 self.log = log
-            for t in range(hi, lo - 1, -1):
-                yield t, t, False
-            hi = lo - 1
+                yield top, bottom, ENTERED
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t (carry plus explicit, on a common scale) into ``out``; rescale ``others``."""
@@ -200,6 +207,11 @@ class LogScale:
         for c in carries:
             c.mul_(power)
         self.log = (self.log + exponent.to(torch.float64) * LN2).masked_fill_(zero, LOG_ZERO)
+
+    def entry(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What :meth:`enter` reads and writes, for a compiled ENTERED span: ê [T, B, H], ℓ [T, B],
+        λ [B] (updated in place) and the per-step scales [T, B] (written)."""
+        return self.explicit_hat, self.explicit_log, self.log, self.steps
 
     def _in_range(self, lo: int, hi: int) -> bool:
         """Whether every row the block stored has its largest magnitude in [LOW, HIGH], or is 0 for a

@@ -9,6 +9,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import gradlab
 from gradlab.engine import logscale
+from gradlab.models.architectures.base import ENTERED, FINAL, QUIET
 from helpers import MODEL_CONFIGS, MODEL_IDS, assert_close_per_step, make_model, sweep_inputs
 
 TOLERANCES = [(torch.float32, 1e-6), (torch.float64, 1e-13)]
@@ -81,17 +82,25 @@ def test_a_block_that_leaves_the_range_runs_again_step_by_step(rho, monkeypatch)
     np.testing.assert_allclose(log10[:-1] - log10[1:], np.log10(rho), atol=1e-9, rtol=0)
 
 
-def test_only_the_steps_that_merge_run_alone():
-    """A step with an explicit gradient is a span of its own; the steps below it, up to the next such
-    step and at most BLOCK of them, are one quiet span."""
+def test_only_the_steps_that_merge_run_entered():
+    """Consecutive steps with an explicit gradient are one entered span (each step rescaled); a step
+    where a final state enters is alone; the steps between, at most BLOCK at a time, are quiet spans
+    (a single one is entered: it is rescaled after it anyway)."""
     T, B, H = 40, 2, 3
     explicit_log = torch.full((T, B), logscale.LOG_ZERO, dtype=torch.float64)
-    explicit_log[[39, 30, 29, 5]] = 0.0
-    scale = logscale.LogScale(torch.ones(T, B, H), explicit_log, torch.zeros(B, dtype=torch.float64))
+    explicit_log[[39, 30, 29, 28, 5]] = 0.0
+    final = (torch.tensor([21, 5]), (torch.ones(B, H),), torch.zeros(B, dtype=torch.float64))
+    scale = logscale.LogScale(torch.ones(T, B, H), explicit_log, torch.zeros(B, dtype=torch.float64), final=final)
     scale.track(torch.full((T, B, H), 0.75))  # every stored row in range
     spans = list(scale.spans(T, (torch.full((B, H), 0.75),)))
-    assert spans == [(39, 39, False), (38, 31, True), (30, 30, False), (29, 29, False), (28, 13, True),
-                     (12, 6, True), (5, 5, False), (4, 0, True)]
+    assert spans == [(39, 39, ENTERED), (38, 31, QUIET), (30, 28, ENTERED), (27, 22, QUIET), (21, 21, FINAL),
+                     (20, 6, QUIET), (5, 5, FINAL), (4, 0, QUIET)]
+    plain = logscale.PlainScale(torch.zeros(T, B, H).index_fill_(0, torch.tensor([39, 30, 29, 28, 5]), 1.0),
+                                final=final[:2])
+    assert list(plain.spans(T, ())) == [(39, 39, ENTERED), (38, 31, QUIET), (30, 28, ENTERED), (27, 22, QUIET),
+                                        (21, 21, FINAL), (20, 6, QUIET), (5, 5, FINAL), (4, 0, QUIET)]
+    assert [kind for *_, kind in logscale.LogScale(torch.ones(3, B, H), explicit_log[:3], torch.zeros(
+        B, dtype=torch.float64), block=1).spans(3, (torch.ones(B, H),))] == [ENTERED]  # block 1: every step rescaled
 
 
 def test_a_row_that_fell_to_zero_in_a_block_counts_as_out_of_range_unless_it_entered_as_zero():

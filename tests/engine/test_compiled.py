@@ -1,15 +1,18 @@
-"""The compiled quiet steps (gradlab/models/architectures/quiet_steps.cpp) against the eager steps they
-replace: the same sweeps with GRADLAB_COMPILED=0 are the reference, float64 to 1e-12 and float32 to
-its own accuracy of each step's largest entry; and the eager fallback when they cannot load."""
+"""The compiled sweep steps (gradlab/models/architectures/sweep_steps.cpp), quiet and entered, against
+the eager steps they replace: the same sweeps with GRADLAB_COMPILED=0 are the reference, float64 to
+1e-12 and float32 to its own accuracy of each step's largest entry; and the eager fallback when they
+cannot load."""
 
 import shutil
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import gradlab
+from gradlab.engine import logscale
 from gradlab.models.architectures import compiled, gru, lstm, srn
 from helpers import MODEL_CONFIGS, MODEL_IDS, assert_close_per_step, make_model, sweep_inputs
 
@@ -44,7 +47,7 @@ def counted_kernels(monkeypatch):
 
 
 def both_ways(run, monkeypatch):
-    """run() with the compiled quiet steps, then with the eager ones."""
+    """run() with the compiled sweep steps, then with the eager ones."""
     monkeypatch.setenv("GRADLAB_COMPILED", "1")
     fast = run()
     monkeypatch.setenv("GRADLAB_COMPILED", "0")
@@ -80,11 +83,27 @@ def test_compiled_and_eager_steps_agree_in_float64(config, loss, log_domain, lay
     model = make_model(kind, kwargs, input_size=3, hidden_size=5, num_layers=layers, bidirectional=bidirectional)
     x, g, end = sweep_inputs(model, 75, 4, loss, torch.float64)
     calls = counted_kernels(monkeypatch)
-    fast, eager = both_ways(lambda: gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain), monkeypatch)
+    entered = eager_entries(monkeypatch)
+    fast = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
     projected = kwargs.get("proj_size", 0) > 0  # no compiled LSTM step with a projection: eager both times
-    if loss != "all" and not projected:
-        assert sum(calls.values()) > 0  # the quiet spans did run compiled
+    if not projected:
+        assert sum(calls.values()) > 0 and entered == []  # every span ran compiled, entered ones too
+    monkeypatch.setenv("GRADLAB_COMPILED", "0")
+    eager = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
+    if loss == "all" or layers > 1:
+        assert entered  # the reference did enter steps eagerly
     assert_close_per_step(fast, eager, model, 1e-12)
+
+
+def eager_entries(monkeypatch) -> list:
+    """Count the scales' eager ``enter`` calls (the steps entered in Python): returns the list of steps."""
+    steps = []
+    for scale in (logscale.LogScale, logscale.PlainScale):
+        def counting(self, t, *args, _enter=scale.enter, **kwargs):
+            steps.append(t)
+            return _enter(self, t, *args, **kwargs)
+        monkeypatch.setattr(scale, "enter", counting)
+    return steps
 
 
 @pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
@@ -142,6 +161,31 @@ def test_a_decay_past_float_range_agrees_in_the_log_domain(monkeypatch):
                                rtol=0, atol=1e-4)  # float32 carries: log10(1 + 2·eps) per step, over 600 steps
 
 
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
+@pytest.mark.parametrize("rho", [1e2, 1e-2], ids=["growing", "shrinking"])
+def test_a_gradient_entering_every_step_past_float_range_agrees(rho, monkeypatch):
+    """A linear SRN with W_hh = ρ·Q (Q orthogonal) scales the carry by exactly ρ a step and a float32
+    gradient enters at every step: growing, the carry passes float32's range within 20 steps (plain
+    float32 reads inf); shrinking, each step's own gradient takes over. The compiled entered spans
+    (every step merged and rescaled) give the eager steps' log10 norms."""
+    H, T = 6, 129
+    Q, _ = torch.linalg.qr(torch.randn(H, H, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    model = gradlab.SRN(2, H, nonlinearity="linear", bias=False)
+    with torch.no_grad():
+        model.weight_hh_l0.copy_(rho * Q)
+    x = torch.zeros(T, 3, 2)
+    g = torch.randn(T, 3, H, generator=torch.Generator().manual_seed(1))
+    entered = eager_entries(monkeypatch)
+    fast, eager = both_ways(lambda: gradlab.bptt(model, x, g, log_domain=True), monkeypatch)
+    assert len(entered) == T  # the eager reference entered every step; the compiled run none
+    a, b = fast.log10_grad_norms("h", 0), eager.log10_grad_norms("h", 0)
+    assert np.isfinite(a).all() and (a.max() > 200 if rho > 1 else a.max() < 2)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-4)  # float32 carries: log10(1 + 2·eps) a step over 129
+    if rho > 1:
+        # five steps back the entering gradients (~1) are under 10⁻¹⁰ of the carry (~100⁵): lost beside it
+        np.testing.assert_allclose(a[:-6] - a[1:-5], np.log10(rho), atol=1e-4, rtol=0)
+
+
 def test_turned_off_the_eager_steps_run_without_a_warning(monkeypatch):
     monkeypatch.setenv("GRADLAB_COMPILED", "0")
     assert compiled.kernels(torch.empty(1)) is None
@@ -178,7 +222,7 @@ def test_the_cache_key_follows_the_source(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADLAB_CACHE_DIR", str(tmp_path))
     first = compiled.library_path()
     assert first.is_relative_to(tmp_path) and first.name == f"{compiled.NAME}.so"
-    source = tmp_path / "quiet_steps.cpp"
+    source = tmp_path / "sweep_steps.cpp"
     source.write_text(compiled.SOURCE.read_text() + "\n// changed\n")
     monkeypatch.setattr(compiled, "SOURCE", source)
     assert compiled.library_path() != first

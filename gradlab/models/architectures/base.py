@@ -23,6 +23,9 @@ from typing import Callable, ClassVar, Iterator, Optional, Protocol
 
 import torch
 
+#: The kinds of span a carry scale yields (:meth:`CarryScale.spans`).
+QUIET, ENTERED, FINAL = "quiet", "entered", "final"
+
 #: A hook on a state as soon as the step forms it: (state name, tensor) → the tensor to use.
 StateHook = Callable[[str, torch.Tensor], torch.Tensor]
 
@@ -54,14 +57,23 @@ class CarryScale(Protocol):
     def track(self, *outputs: torch.Tensor) -> None:
         """The sweep's per-step outputs ([T, B, ·]: δh, and δc) that the scale may check for range."""
 
-    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, bool]]:
-        """The steps to run, T−1 down to 0, as (hi, lo, quiet). quiet: steps hi … lo (hi ≥ lo) in
-        which nothing merges into the carry and nothing rescales it — the sweep runs them with
-        δh_t = carry, calling neither :meth:`enter` nor :meth:`renormalize` (the architectures'
-        ``quiet_steps``, compiled where available). Not quiet: the one step hi = lo, which the sweep
-        enters, steps and renormalises. The log-domain scale may yield a quiet span's steps a second
-        time as single steps (after restoring ``carries`` as they entered it), so a sweep keeps no
-        state across steps other than its carries and writes every step's outputs afresh."""
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, str]]:
+        """The steps to run, T−1 down to 0, as (hi, lo, kind) with hi ≥ lo:
+
+        - QUIET: steps in which nothing merges into the carry and nothing rescales it — the sweep
+          runs them with δh_t = carry, calling neither :meth:`enter` nor :meth:`renormalize`;
+        - ENTERED: steps each entered (:meth:`enter`), stepped and renormalised, where only the
+          explicit gradient enters (what :meth:`entry` describes to a compiled step);
+        - FINAL: the one step hi = lo where a final state's gradient enters too, run eagerly.
+
+        The log-domain scale may yield a quiet span's steps a second time as an ENTERED span (after
+        restoring ``carries`` as they entered it), so a sweep keeps no state across steps other than
+        its carries and writes every step's outputs afresh."""
+
+    def entry(self) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """What :meth:`enter` reads and writes, for a compiled ENTERED span (sweep_steps.cpp): the
+        explicit gradient [T, B, H], and for the log domain its log [T, B], the carry's log scale [B]
+        (updated in place) and the per-step log scales [T, B] (written); None where the scale has none."""
 
     def enter(self, t: int, carry: torch.Tensor, others: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         """Write the total δh_t = ∂⁺L/∂h_t + carry into ``out``; rescale ``others`` alike."""
@@ -91,24 +103,27 @@ class SweepGrads:
 
 
 def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: torch.Tensor,
-              after_entering: Callable[[int], None], compiled_span: Optional[Callable[[int, int], None]]) -> None:
+              after_entering: Callable[[int], None],
+              compiled_span: Optional[Callable[[int, int, Optional[tuple]], None]]) -> None:
     """The loop of every backward sweep, over the scale's spans (:meth:`CarryScale.spans`).
 
     carries: (the carry into δh, then any others, e.g. δc), updated in place; dh: [T, B, H], where
     step t's total δh_t goes; after_entering(t): the architecture's step from δh_t (in dh[t]) to the
-    next carries; compiled_span(hi, lo): the same for the quiet steps hi … lo in one compiled call, or
-    None (then each quiet step is dh[t] ← carry and after_entering(t), eagerly)."""
-    for hi, lo, quiet in scale.spans(T, carries):
-        if not quiet:
-            scale.enter(hi, carries[0], carries[1:], out=dh[hi])
-            after_entering(hi)
-            scale.renormalize(*carries)
-        elif compiled_span is not None:
-            compiled_span(hi, lo)
-        else:
+    next carries; compiled_span(hi, lo, entry): steps hi … lo in one compiled call, quiet (entry
+    None) or entered (entry: :meth:`CarryScale.entry`), or None: then every step runs eagerly, a
+    quiet one as dh[t] ← carry and after_entering(t), any other entered, stepped and renormalised."""
+    for hi, lo, kind in scale.spans(T, carries):
+        if compiled_span is not None and kind != FINAL:
+            compiled_span(hi, lo, None if kind == QUIET else scale.entry())
+        elif kind == QUIET:
             for t in range(hi, lo - 1, -1):
                 dh[t].copy_(carries[0])
                 after_entering(t)
+        else:
+            for t in range(hi, lo - 1, -1):
+                scale.enter(t, carries[0], carries[1:], out=dh[t])
+                after_entering(t)
+                scale.renormalize(*carries)
 
 
 def stack_states(first: torch.Tensor, T: int) -> torch.Tensor:

@@ -1,11 +1,13 @@
-"""The compiled quiet steps of the backward sweeps (``quiet_steps.cpp``), built once and cached.
+"""The compiled steps of the backward sweeps (``sweep_steps.cpp``), built once and cached.
 
-A backward sweep spends most of its steps *quiet*: nothing merges into the carry and nothing
-rescales it, so the step is the same few elementwise products and one recurrent matrix product.
-Eagerly that is half a dozen torch kernels and their Python dispatch a step; ``quiet_steps.cpp``
-runs a whole span of such steps in one call, with the same arithmetic in the same order (each
-architecture's eager ``after_entering`` step is its reference, and tests/engine/test_compiled.py holds
-them to each other).
+A backward sweep's step is the same few elementwise products and one recurrent matrix product for
+every step; eagerly that is half a dozen torch kernels and their Python dispatch a step.
+``sweep_steps.cpp`` runs a whole span of steps in one call, with the same arithmetic in the same
+order: the *quiet* spans (nothing merges into the carry, nothing rescales it) and the *entered*
+ones (the explicit gradient merged into the carry at every step, by the plain or the log-domain
+scale, and the log-domain carry rescaled after each). Each architecture's eager ``after_entering``
+step and the scales' ``enter`` and ``renormalize`` are its reference, and
+tests/engine/test_compiled.py holds them to each other.
 
 The source is compiled with torch's own extension builder the first time it is needed (about
 20 s, a C++ compiler and ninja required) and cached under ``$GRADLAB_CACHE_DIR`` (default
@@ -29,15 +31,15 @@ from typing import Optional
 
 import torch
 
-SOURCE = Path(__file__).with_name("quiet_steps.cpp")
-NAME = "gradlab_quiet_steps"
+SOURCE = Path(__file__).with_name("sweep_steps.cpp")
+NAME = "gradlab_sweep_steps"
 #: -ffp-contract=off: no fused multiply-adds the eager kernels do not use, so both paths round alike.
 FLAGS = ["-O3", "-ffp-contract=off"]
 DTYPES = (torch.float32, torch.float64)
 
 
 class EagerFallbackWarning(RuntimeWarning):
-    """The compiled quiet steps are unavailable; the sweeps run the eager steps (same results, slower)."""
+    """The compiled steps are unavailable; the sweeps run the eager steps (same results, slower)."""
 
 
 def cache_dir() -> Path:
@@ -78,7 +80,7 @@ def _build(path: Path) -> None:
     whole (another process building at the same time only replaces it with the same file)."""
     from torch.utils import cpp_extension  # 0.3 s to import: only when building
 
-    print(f"gradlab: compiling the backward sweep's quiet steps once (about 20 s), cached in {path.parent}",
+    print(f"gradlab: compiling the backward sweep's steps once (about 20 s), cached in {path.parent}",
           file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix="build-", dir=path.parent))
@@ -109,6 +111,6 @@ def kernels(like: torch.Tensor):
 
 @functools.cache
 def _warn_once(failure: str) -> None:
-    warnings.warn(f"gradlab: the compiled quiet steps are unavailable ({failure}); the backward sweeps run the "
+    warnings.warn(f"gradlab: the compiled sweep steps are unavailable ({failure}); the backward sweeps run the "
                   f"eager steps instead (same results, slower). GRADLAB_COMPILED=0 turns them off without this "
                   f"warning.", EagerFallbackWarning, stacklevel=3)

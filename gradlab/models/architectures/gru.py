@@ -137,12 +137,12 @@ class GRUArchitecture(Architecture):
             torch.mm(dy.view(B, 3 * H), weight_hh, out=carry)
             carry.addcmul_(dh[t], d.keep[t])
 
-        def quiet_span(hi: int, lo: int) -> None:  # quiet_steps.cpp: after_entering's steps, compiled
-            compiled.gru_quiet_steps(carry, dh, dx_all, dy_all, d.n, d.z, d.r, d.reset, d.keep, weight_hh, hi, lo,
-                                     keep_projections)
+        def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
+            compiled.gru_steps(carry, dh, dx_all, dy_all, d.n, d.z, d.r, d.reset, d.keep, weight_hh, hi, lo,
+                               keep_projections, *(entry or (None,) * 4))
 
         scale.track(dh)
-        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else quiet_span)
+        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span)
         if not keep_projections:
             return SweepGrads(dh, None, None, None, (carry,))
         return SweepGrads(dh, None, dx_all.view(T, B, 3 * H), dy_all.view(T, B, 3 * H), (carry,))

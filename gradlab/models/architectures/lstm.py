@@ -85,8 +85,8 @@ class LSTMDerivatives:
     f: torch.Tensor
 
 
-#: Steps whose local derivatives are formed at once where only the steps that merge something need
-#: them (the compiled quiet steps form their own): one log-domain block.
+#: Steps whose local derivatives are formed at once where only the steps a final state enters need
+#: them (the compiled steps form their own): one log-domain block.
 MERGING_CHUNK = 16
 
 
@@ -94,7 +94,7 @@ class _Chunks:
     """What a backward sweep reads of the tape, a chunk of steps at a time (the sweep runs downwards,
     so each chunk is formed once): ``derivatives(t)`` gives the local derivatives of the ``size``
     steps ending at step t, ``tanh_c(t)`` tanh c_{t'+1} of the DERIVATIVE_CHUNK steps t' ending at t
-    (what the compiled quiet steps read besides the tape); each with its first step t0."""
+    (what the compiled steps read besides the tape); each with its first step t0."""
 
     def __init__(self, arch: "LSTMArchitecture", tape: LSTMTape, size: int) -> None:
         self.arch, self.tape, self.size = arch, tape, size
@@ -182,9 +182,9 @@ class LSTMArchitecture(Architecture):
         (LSTM-back-z)  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δm_t ⊙ ∂m/∂z^o]
         The local derivatives are formed in batched operations for DERIVATIVE_CHUNK steps at a time
         (a chunk's buffers stay in cache and are reused, where all T steps' would be hundreds of MB
-        at T = 10⁴); the loop writes into preallocated buffers. The quiet spans (nothing merges into
-        the carry) run compiled where available, forming their local derivatives in the same loop, so
-        that then only the steps that merge something need MERGING_CHUNK-step chunks of them.
+        at T = 10⁴); the loop writes into preallocated buffers. The spans of steps run compiled where
+        available (quiet and entered alike), forming their local derivatives in the same loop, so
+        that then only the steps a final state enters need MERGING_CHUNK-step chunks of them.
         δh is [T, B, P], δc and δz's blocks [T, B, H].
         """
         explicit = scale.explicit
@@ -209,19 +209,20 @@ class LSTMArchitecture(Architecture):
             torch.mm(z.view(B, 4 * H), weight_hh, out=carry_h)
             torch.mul(dc[t], d.f[s], out=carry_c)
 
-        def quiet_span(hi: int, lo: int) -> None:
-            """quiet_steps.cpp: after_entering's steps compiled, forming the local derivatives as it goes
-            from the gates, c and tanh c (one DERIVATIVE_CHUNK of tanh c at a time)."""
+        def compiled_span(hi: int, lo: int, entry) -> None:
+            """sweep_steps.cpp: the scale's entering and after_entering's steps compiled, forming the
+            local derivatives as it goes from the gates, c and tanh c (one DERIVATIVE_CHUNK of tanh c
+            at a time)."""
             t = hi
             while t >= lo:
                 tanh_c, t0 = chunks.tanh_c(t)
                 end = max(lo, t0)
-                compiled.lstm_quiet_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, tanh_c, weight_hh,
-                                          t, end, t0, keep_projections)
+                compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, tanh_c, weight_hh,
+                                    t, end, t0, keep_projections, *(entry or (None,) * 4))
                 t = end - 1
 
         scale.track(dh, dc)
-        run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else quiet_span)
+        run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else compiled_span)
         dz = dz.view(T, B, 4 * H) if keep_projections else None
         return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
 

@@ -107,11 +107,11 @@ class SRNArchitecture(Architecture):
             torch.mul(dh[t], tape.dphi[t], out=a)
             torch.mm(a, weight_hh, out=carry)
 
-        def quiet_span(hi: int, lo: int) -> None:  # quiet_steps.cpp: after_entering's steps, compiled
-            compiled.srn_quiet_steps(carry, dh, da, tape.dphi, weight_hh, hi, lo, keep_projections)
+        def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
+            compiled.srn_steps(carry, dh, da, tape.dphi, weight_hh, hi, lo, keep_projections, *(entry or (None,) * 4))
 
         scale.track(dh)
-        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else quiet_span)
+        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span)
         da = da if keep_projections else None
         return SweepGrads(dh, None, da, da, (carry,))
 

@@ -1,0 +1,290 @@
+// The steps of the backward sweeps, compiled: the same per-step arithmetic as the eager steps of
+// lstm.py, gru.py and srn.py (`after_entering`, eqs. LSTM-back-*, GRU-back-*, SRN-back in
+// docs/derivations.md) and of the carry scales in gradlab/engine/logscale.py (`enter`,
+// `renormalize`, eq. LOG-carry), in one loop per span of steps instead of half a dozen torch
+// kernels and their Python dispatch a step. Loaded by compiled.py; tests/engine/test_compiled.py
+// holds every kernel to its eager twin.
+//
+// A span is run one of three ways (CarryScale.spans):
+//   quiet   (no `explicit`):            δh_t = carry, nothing rescaled;
+//   plain   (`explicit` only):          δh_t = ∂⁺L/∂h_t + carry           (PlainScale.enter);
+//   log     (`explicit` and the logs):  δh_t = carry·e^{λ−m} + ê_t·e^{ℓ_t−m}, m = max(λ, ℓ_t),
+//           the other carries ·e^{λ−m}, λ ← m (LogScale.enter); after the step the carries are
+//           rescaled by 2^{−e}, e the exponent of their joint largest magnitude, and λ += e ln 2
+//           (LogScale.renormalize).
+// Elementwise operations are written in the eager code's order and without fused multiply-adds
+// (-ffp-contract=off), and the recurrent product is the same at::mm; torch's own vectorised
+// kernels may still round differently, so the two paths agree to rounding (float64 to 1e-12 of
+// each step's largest entry in the tests), not always to the last bit.
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace {
+
+constexpr double LOG_ZERO = -1e300;          // logscale.LOG_ZERO
+constexpr double LN2 = 0.6931471805599453;  // logscale.LN2 = math.log(2.0)
+
+// Rows of a [T, B, ...] tensor whose last dimension is contiguous: row (t, b) starts at
+// data + t * st + b * sb.
+template <typename scalar_t>
+struct Rows {
+  scalar_t* data = nullptr;
+  int64_t st = 0, sb = 0;
+  Rows() = default;
+  explicit Rows(const at::Tensor& x)
+      : data(x.data_ptr<scalar_t>()), st(x.stride(0)), sb(x.stride(1)) {
+    TORCH_CHECK(x.stride(-1) == 1, "sweep_steps: the last dimension must be contiguous");
+  }
+  scalar_t* at(int64_t t, int64_t b) const { return data + t * st + b * sb; }
+};
+
+void check(const at::Tensor& carry, std::initializer_list<at::Tensor> others) {
+  TORCH_CHECK(carry.device().is_cpu() && carry.is_contiguous() && carry.dim() == 2,
+              "sweep_steps: the carry must be a contiguous [B, H] CPU tensor");
+  for (const auto& x : others) {
+    TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == carry.scalar_type(),
+                "sweep_steps: every tensor must be on the CPU in the carry's dtype");
+  }
+}
+
+// How each step of a span begins and ends: the carry scale's `enter` and `renormalize`.
+// explicit: ∂⁺L/∂h_t (plain) or its unit-size rows ê_t (log), [T, B, H]; explicit_log: ℓ_t [T, B];
+// log: λ [B], updated in place; steps: [T, B], the λ of each stored step (LogScale.steps).
+template <typename scalar_t>
+struct Entry {
+  bool merges = false, logs = false;
+  Rows<scalar_t> E;
+  const double* ell = nullptr;
+  int64_t ell_st = 0, steps_st = 0;
+  double* lam = nullptr;
+  double* steps = nullptr;
+  std::vector<scalar_t> factor;  // e^{λ−m} of the step being entered, per sample
+
+  Entry(const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
+        const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps_, int64_t B) {
+    merges = explicit_.has_value() && explicit_->defined();
+    logs = merges && log.has_value() && log->defined();
+    if (merges) E = Rows<scalar_t>(*explicit_);
+    if (logs) {
+      TORCH_CHECK(explicit_log.has_value() && steps_.has_value() && log->is_contiguous() &&
+                      log->scalar_type() == at::kDouble && explicit_log->scalar_type() == at::kDouble &&
+                      steps_->scalar_type() == at::kDouble && explicit_log->stride(1) == 1 &&
+                      steps_->stride(1) == 1,
+                  "sweep_steps: the log scale's tensors must be float64 with contiguous rows");
+      ell = explicit_log->data_ptr<double>();
+      ell_st = explicit_log->stride(0);
+      lam = log->data_ptr<double>();
+      steps = steps_->data_ptr<double>();
+      steps_st = steps_->stride(0);
+      factor.resize(B);
+    }
+  }
+
+  // δh_t into dh's rows from the carry [B, H]; the log scale also rescales `other` ([B, H] or null).
+  void enter(int64_t t, const scalar_t* carry, const Rows<scalar_t>& dh, scalar_t* other, int64_t B, int64_t H) {
+    for (int64_t b = 0; b < B; ++b) {
+      const scalar_t* cb = carry + b * H;
+      scalar_t* out = dh.at(t, b);
+      if (!merges) {
+        std::copy(cb, cb + H, out);
+      } else if (!logs) {
+        const scalar_t* eb = E.at(t, b);
+        for (int64_t j = 0; j < H; ++j) out[j] = eb[j] + cb[j];
+      } else {
+        const double l = lam[b], e = ell[t * ell_st + b];
+        const double m = std::max(l, e);
+        const scalar_t a = static_cast<scalar_t>(std::exp(l - m));
+        const scalar_t w = static_cast<scalar_t>(std::exp(e - m));
+        const scalar_t* eb = E.at(t, b);
+        for (int64_t j = 0; j < H; ++j) out[j] = cb[j] * a + eb[j] * w;
+        if (other != nullptr) {
+          scalar_t* ob = other + b * H;
+          for (int64_t j = 0; j < H; ++j) ob[j] = ob[j] * a;
+        }
+        lam[b] = m;
+        steps[t * steps_st + b] = m;
+      }
+    }
+  }
+
+  // LogScale.renormalize of the carries (each [B, H]): nothing for the quiet and plain spans.
+  void renormalize(std::initializer_list<scalar_t*> carries, int64_t B, int64_t H) {
+    if (!logs) return;
+    const scalar_t tiny = std::numeric_limits<scalar_t>::min();
+    for (int64_t b = 0; b < B; ++b) {
+      scalar_t m = 0;
+      for (scalar_t* c : carries) {
+        for (int64_t j = 0; j < H; ++j) m = std::max(m, std::abs(c[b * H + j]));
+      }
+      const bool zero = m == 0;
+      const scalar_t clamped = std::max(m, tiny);
+      int exponent = 0;
+      const scalar_t mantissa = std::frexp(clamped, &exponent);
+      const scalar_t power = mantissa / clamped;  // exactly 2^−exponent
+      for (scalar_t* c : carries) {
+        for (int64_t j = 0; j < H; ++j) c[b * H + j] = c[b * H + j] * power;
+      }
+      lam[b] = zero ? LOG_ZERO : lam[b] + static_cast<double>(exponent) * LN2;
+    }
+  }
+};
+
+// LSTM, steps hi down to lo (eqs. LSTM-back-c, LSTM-back-z, LSTM-back-h), with the local
+// derivatives of LSTMArchitecture.local_derivatives formed in the same loop, in the same order:
+//   ∂h/∂c = o (1 − tanh² c_t),  ∂h/∂z^o = tanh c_t · o (1 − o),
+//   ∂c/∂z^{i,f,g} = (g · i (1 − i), c_{t−1} · f (1 − f), i (1 − g²));
+//   δh_t entered;  δc_t = carry_c + δh_t ⊙ ∂h/∂c;  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o];
+//   carry_h = δz_t W_hh;  carry_c = δc_t ⊙ f_t.
+// gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0); tanh_c: tanh c_{t+1} for
+// steps t0 ... t0 + n − 1, [n, B, H]; dz: [T, B, 4, H] (keep) or [1, B, 4, H], contiguous.
+void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tensor dc, at::Tensor dz,
+                at::Tensor gates, at::Tensor c, at::Tensor tanh_c, at::Tensor weight_hh, int64_t hi, int64_t lo,
+                int64_t t0, bool keep, const c10::optional<at::Tensor>& explicit_,
+                const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
+                const c10::optional<at::Tensor>& steps) {
+  check(carry_h, {carry_c, dh, dc, dz, gates, c, tanh_c, weight_hh});
+  TORCH_CHECK(carry_c.is_contiguous() && dz.is_contiguous(), "lstm_steps: carry_c and dz must be contiguous");
+  const int64_t B = carry_h.size(0), H = carry_h.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_steps", [&] {
+    Entry<scalar_t> entry(explicit_, explicit_log, log, steps, B);
+    Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
+    scalar_t* ch = carry_h.data_ptr<scalar_t>();
+    scalar_t* cc = carry_c.data_ptr<scalar_t>();
+    const scalar_t one = 1;
+    for (int64_t t = hi; t >= lo; --t) {
+      entry.enter(t, ch, DH, cc, B, H);
+      at::Tensor z = dz[keep ? t : 0];
+      scalar_t* zp = z.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        scalar_t* cb = cc + b * H;
+        const scalar_t* dhb = DH.at(t, b);
+        scalar_t* dcb = DC.at(t, b);
+        const scalar_t* gb = G.at(t, b);  // i, f, g, o blocks of H
+        const scalar_t* pb = C.at(t, b);  // c_{t−1}
+        const scalar_t* tb = TC.at(t - t0, b);
+        scalar_t* zb = zp + b * 4 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j], tc = tb[j];
+          const scalar_t dhdc = o * (one - tc * tc);
+          const scalar_t dhdo = tc * o * (one - o);
+          const scalar_t d = dhb[j];
+          const scalar_t cv = cb[j] + d * dhdc;
+          dcb[j] = cv;
+          zb[j] = cv * (g * i * (one - i));
+          zb[H + j] = cv * (pb[j] * f * (one - f));
+          zb[2 * H + j] = cv * (i * (one - g * g));
+          zb[3 * H + j] = d * dhdo;
+          cb[j] = cv * f;
+        }
+      }
+      at::mm_out(carry_h, z.view({B, 4 * H}), weight_hh);
+      entry.renormalize({ch, cc}, B, H);
+    }
+  });
+}
+
+// GRU, steps hi down to lo (eqs. GRU-back-a, GRU-back-h):
+//   δh_t entered;  δa_n = δh_t ⊙ ∂h/∂a^n;  δa_z = δh_t ⊙ ∂h/∂a^z;  δa_r = δa_n ⊙ ∂a^n/∂a^r;
+//   δx_t = [δa_r, δa_z, δa_n];  δy_t = [δa_r, δa_z, δa_n ⊙ r];  carry = δy_t W_hh + δh_t ⊙ z.
+// dx, dy: [T, B, 3, H] (keep) or [1, B, 3, H], contiguous.
+void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at::Tensor d_n, at::Tensor d_z,
+               at::Tensor d_r, at::Tensor reset, at::Tensor keep_gate, at::Tensor weight_hh, int64_t hi, int64_t lo,
+               bool keep, const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
+               const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
+  check(carry, {dh, dx, dy, d_n, d_z, d_r, reset, keep_gate, weight_hh});
+  TORCH_CHECK(dx.is_contiguous() && dy.is_contiguous(), "gru_steps: dx and dy must be contiguous");
+  const int64_t B = carry.size(0), H = carry.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "gru_steps", [&] {
+    Entry<scalar_t> entry(explicit_, explicit_log, log, steps, B);
+    Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
+    scalar_t* cp = carry.data_ptr<scalar_t>();
+    for (int64_t t = hi; t >= lo; --t) {
+      entry.enter(t, cp, DH, nullptr, B, H);
+      at::Tensor x = dx[keep ? t : 0], y = dy[keep ? t : 0];
+      scalar_t* xp = x.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        const scalar_t* hb = DH.at(t, b);
+        const scalar_t *nb = N.at(t, b), *zb = Z.at(t, b), *rb = R.at(t, b), *eb = RESET.at(t, b);
+        scalar_t* xb = xp + b * 3 * H;
+        scalar_t* yb = yp + b * 3 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t d = hb[j];
+          const scalar_t an = d * nb[j];
+          const scalar_t az = d * zb[j];
+          const scalar_t ar = an * rb[j];
+          xb[j] = ar;
+          xb[H + j] = az;
+          xb[2 * H + j] = an;
+          yb[j] = ar;
+          yb[H + j] = az;
+          yb[2 * H + j] = an * eb[j];
+        }
+      }
+      at::mm_out(carry, y.view({B, 3 * H}), weight_hh);
+      for (int64_t b = 0; b < B; ++b) {
+        scalar_t* cb = cp + b * H;
+        const scalar_t* hb = DH.at(t, b);
+        const scalar_t* kb = KEEP.at(t, b);
+        for (int64_t j = 0; j < H; ++j) cb[j] = cb[j] + hb[j] * kb[j];
+      }
+      entry.renormalize({cp}, B, H);
+    }
+  });
+}
+
+// SRN, steps hi down to lo (eq. SRN-back):
+//   δh_t entered;  δa_t = δh_t ⊙ φ′(a_t);  carry = δa_t W_hh.   da: [T, B, H] (keep) or [1, B, H].
+void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, at::Tensor weight_hh, int64_t hi,
+               int64_t lo, bool keep, const c10::optional<at::Tensor>& explicit_,
+               const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
+               const c10::optional<at::Tensor>& steps) {
+  check(carry, {dh, da, dphi, weight_hh});
+  TORCH_CHECK(da.is_contiguous(), "srn_steps: da must be contiguous");
+  const int64_t B = carry.size(0), H = carry.size(1);
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "srn_steps", [&] {
+    Entry<scalar_t> entry(explicit_, explicit_log, log, steps, B);
+    Rows<scalar_t> DH(dh), P(dphi);
+    scalar_t* cp = carry.data_ptr<scalar_t>();
+    for (int64_t t = hi; t >= lo; --t) {
+      entry.enter(t, cp, DH, nullptr, B, H);
+      at::Tensor a = da[keep ? t : 0];
+      scalar_t* ap = a.data_ptr<scalar_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        const scalar_t* hb = DH.at(t, b);
+        const scalar_t* pb = P.at(t, b);
+        scalar_t* ab = ap + b * H;
+        for (int64_t j = 0; j < H; ++j) ab[j] = hb[j] * pb[j];
+      }
+      at::mm_out(carry, a, weight_hh);
+      entry.renormalize({cp}, B, H);
+    }
+  });
+}
+
+}  // namespace
+
+// The entry arguments, last in every op: none for a quiet span; `explicit` for the plain scale;
+// all four for the log scale (log and steps are written).
+#define ENTRY "Tensor? explicit, Tensor? explicit_log, Tensor(f!)? log, Tensor(g!)? steps"
+
+TORCH_LIBRARY(gradlab, m) {
+  m.def("lstm_steps(Tensor(a!) carry_h, Tensor(b!) carry_c, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) dz, "
+        "Tensor gates, Tensor c, Tensor tanh_c, Tensor weight_hh, int hi, int lo, int t0, bool keep, " ENTRY ") -> ()");
+  m.def("gru_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) dx, Tensor(d!) dy, Tensor d_n, Tensor d_z, "
+        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, int hi, int lo, bool keep, " ENTRY ") -> ()");
+  m.def("srn_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) da, Tensor dphi, Tensor weight_hh, "
+        "int hi, int lo, bool keep, " ENTRY ") -> ()");
+}
+
+TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
+  m.impl("lstm_steps", &lstm_steps);
+  m.impl("gru_steps", &gru_steps);
+  m.impl("srn_steps", &srn_steps);
+}
