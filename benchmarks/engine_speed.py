@@ -1,8 +1,9 @@
 """The engine against torch's fused forward + backward, in the same run: the Engine-speed issue's table.
 
 Baseline: torch.nn.RNN / nn.LSTM / nn.GRU (input 8, hidden H, batch B; one layer, one direction unless
---layers/--bidirectional) forward + backward with the loss on the last step (--loss every: on every step's
-output, so that a gradient enters every step of the sweeps), fused kernels. Compared, each giving every step's total gradient:
+--layers/--bidirectional) forward + backward with the loss on the last step (--loss every: on every
+step's output, so that a gradient enters every step of the sweeps), fused kernels. Compared, each giving
+every step's total gradient:
   record()                    the default: one pass, log-domain sweep (plain and log10 norms);
   record(step)                the same, its carry rescaled at every step instead of in blocks;
   record(eager)               the same, its steps eager (GRADLAB_COMPILED=0) instead of compiled;
@@ -98,6 +99,7 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu", 
 
     def explicit(t0, t1, out):
         return grad_output[t0:t1]
+
     fns = {
         "torch": fused_step,
         "record()": lambda: gradlab.record(fused, x, loss, full=False),
@@ -124,6 +126,17 @@ def pair(text: str) -> tuple[int, int]:
     return b, h
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true")
@@ -137,7 +150,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--models", nargs="+", choices=tuple(TORCH_MODULES), default=["lstm", "gru", "srn"])
-    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--layers", type=positive, default=1)
     p.add_argument("--bidirectional", action="store_true")
     p.add_argument("--loss", choices=("last", "every"), default="last",
                    help="the loss on the last step's output (default) or on every step's")
