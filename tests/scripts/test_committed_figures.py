@@ -48,13 +48,13 @@ def computed_by(sidecar: dict) -> dict:
 
 
 def same_code_path(a: dict, b: dict) -> bool:
-    keys = ("torch", "torch_threads", "cpu_kernels")
+    keys = ("torch", "torch_threads", "cpu_kernels", "cpu")
     return all(computed_by(a).get(k) == computed_by(b).get(k) for k in keys)
 
 
 @pytest.mark.parametrize("name", ["decay_at_init", "nndl_explosion"])
 def test_the_fast_committed_sidecars_reproduce(name, tmp_path):
-    """With the torch build, thread count and CPU kernels the committed run used, every number is
+    """With the torch build, thread count, CPU kernels and processor the committed run used, every number is
     equal. Elsewhere float rounding differs in the last bits: the decay at initialisation still
     agrees to 1e-4, while the unclipped explosion run amplifies rounding (chaotic after a few steps),
     so only its configuration and first steps are compared there."""
