@@ -1,6 +1,7 @@
 """The log-domain sweep rescales its carry by powers of two, so running a block of steps without
 rescaling (gradlab.engine.logscale.BLOCK) gives what rescaling at every step gives, to rounding; a
-block whose values leave [LOW, HIGH] is run again step by step."""
+block whose values leave [LOW, HIGH] is run again step by step. Blocks are the eager steps' economy:
+compiled steps rescale at every step (tests/engine/test_compiled.py holds them to the eager ones)."""
 
 import numpy as np
 import pytest
@@ -16,10 +17,10 @@ TOLERANCES = [(torch.float32, 1e-6), (torch.float64, 1e-13)]
 
 
 def sweep(model, x, g, end, block, monkeypatch):
-    """bptt in the log domain with blocks of ``block`` steps. In float32 the quiet spans run eager steps
-    (the compiled ones round differently, tests/engine/test_compiled.py), so that only the blocks differ."""
+    """bptt in the log domain with blocks of ``block`` steps, on the eager steps (the only ones that
+    run in blocks)."""
     monkeypatch.setattr(logscale, "BLOCK", block)
-    monkeypatch.setenv("GRADLAB_COMPILED", "0" if getattr(x, "data", x).dtype == torch.float32 else "1")
+    monkeypatch.setenv("GRADLAB_COMPILED", "0")
     return gradlab.bptt(model, x, g, grad_state=end, log_domain=True)
 
 
@@ -101,6 +102,10 @@ def test_only_the_steps_that_merge_run_entered():
                                         (21, 21, FINAL), (20, 6, QUIET), (5, 5, FINAL), (4, 0, QUIET)]
     assert [kind for *_, kind in logscale.LogScale(torch.ones(3, B, H), explicit_log[:3], torch.zeros(
         B, dtype=torch.float64), block=1).spans(3, (torch.ones(B, H),))] == [ENTERED]  # block 1: every step rescaled
+    # compiled steps: every step entered and rescaled, in one span between the final states' steps
+    assert list(scale.spans(T, (torch.full((B, H), 0.75),), compiled=True)) == [
+        (39, 22, ENTERED), (21, 21, FINAL), (20, 6, ENTERED), (5, 5, FINAL), (4, 0, ENTERED)]
+    assert list(plain.spans(T, (), compiled=True)) == list(plain.spans(T, ()))  # plain carries need no rescaling
 
 
 def test_a_row_that_fell_to_zero_in_a_block_counts_as_out_of_range_unless_it_entered_as_zero():

@@ -3,6 +3,7 @@ the eager steps they replace: the same sweeps with GRADLAB_COMPILED=0 are the re
 1e-12 and float32 to its own accuracy of each step's largest entry; and the eager fallback when they
 cannot load."""
 
+import os
 import shutil
 import warnings
 
@@ -226,3 +227,48 @@ def test_the_cache_key_follows_the_source(monkeypatch, tmp_path):
     source.write_text(compiled.SOURCE.read_text() + "\n// changed\n")
     monkeypatch.setattr(compiled, "SOURCE", source)
     assert compiled.library_path() != first
+
+
+@pytest.fixture
+def two_threads():
+    """torch's intra-op pool at two threads for the test (the suite runs at one, conftest.py)."""
+    was = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(was)
+
+
+@pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
+@pytest.mark.parametrize("config", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("log_domain", [True, False], ids=["log", "plain"])
+@pytest.mark.parametrize("batch", [1, 5, 8])
+def test_slices_of_the_batch_on_two_threads_agree_with_one(config, log_domain, batch, two_threads, monkeypatch):
+    """With two threads a compiled span runs as two slices of the batch, each with its own matrix
+    product; every sample's gradients are those of the one-thread run (float64, 1e-12 of each step's
+    largest entry), whatever the batch size (odd, or a single sample that cannot be split)."""
+    kind, kwargs = config
+    model = make_model(kind, kwargs, input_size=3, hidden_size=7, num_layers=2, bidirectional=True)
+    x, g, end = sweep_inputs(model, 60, batch, "scattered", torch.float64)
+    calls = counted_kernels(monkeypatch)
+    parallel = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
+    torch.set_num_threads(1)
+    serial = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
+    assert sum(calls.values()) > 0
+    assert_close_per_step(parallel, serial, model, 1e-12)
+
+
+def pool_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.skipif(not (HAS_TOOLCHAIN and compiled.shares_torch_openmp()), reason="no OpenMP build here")
+def test_the_slices_run_on_torchs_own_threads(two_threads):
+    """The library's OpenMP is the libgomp torch runs its pool on: a sweep adds no thread, and the
+    process maps one libgomp."""
+    torch.randn(512, 512) @ torch.randn(512, 512)  # torch's pool started
+    before = pool_threads()
+    gradlab.record(torch.nn.LSTM(3, 16), torch.randn(50, 8, 3), lambda out: out[-1].sum())
+    assert pool_threads() == before
+    with open("/proc/self/maps") as maps:
+        gomp = {line.split()[-1] for line in maps if "libgomp" in line}
+    assert len(gomp) == 1, gomp

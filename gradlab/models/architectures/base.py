@@ -57,7 +57,8 @@ class CarryScale(Protocol):
     def track(self, *outputs: torch.Tensor) -> None:
         """The sweep's per-step outputs ([T, B, ·]: δh, and δc) that the scale may check for range."""
 
-    def spans(self, T: int, carries: tuple[torch.Tensor, ...]) -> Iterator[tuple[int, int, str]]:
+    def spans(self, T: int, carries: tuple[torch.Tensor, ...],
+              compiled: bool = False) -> Iterator[tuple[int, int, str]]:
         """The steps to run, T−1 down to 0, as (hi, lo, kind) with hi ≥ lo:
 
         - QUIET: steps in which nothing merges into the carry and nothing rescales it — the sweep
@@ -68,7 +69,9 @@ class CarryScale(Protocol):
 
         The log-domain scale may yield a quiet span's steps a second time as an ENTERED span (after
         restoring ``carries`` as they entered it), so a sweep keeps no state across steps other than
-        its carries and writes every step's outputs afresh."""
+        its carries and writes every step's outputs afresh. compiled: the spans go to compiled
+        steps, for which entering and rescaling cost next to nothing: a scale may then run quiet
+        steps as entered ones (entering a zero explicit gradient leaves the carry as it is)."""
 
     def entry(self) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
         """What :meth:`enter` reads and writes, for a compiled ENTERED span (sweep_steps.cpp): the
@@ -112,7 +115,7 @@ def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: 
     next carries; compiled_span(hi, lo, entry): steps hi … lo in one compiled call, quiet (entry
     None) or entered (entry: :meth:`CarryScale.entry`), or None: then every step runs eagerly, a
     quiet one as dh[t] ← carry and after_entering(t), any other entered, stepped and renormalised."""
-    for hi, lo, kind in scale.spans(T, carries):
+    for hi, lo, kind in scale.spans(T, carries, compiled=compiled_span is not None):
         if compiled_span is not None and kind != FINAL:
             compiled_span(hi, lo, None if kind == QUIET else scale.entry())
         elif kind == QUIET:

@@ -14,6 +14,13 @@ The source is compiled with torch's own extension builder the first time it is n
 ``~/.cache/gradlab``), keyed by the source, torch's version and the platform; later processes load
 the cached library in about a millisecond. Without a compiler, or with ``GRADLAB_COMPILED=0``,
 the sweeps run the eager steps, with the same results: a warning says so once per process.
+
+A span runs as slices of the batch on torch's intra-op threads (``at::parallel_for``). That needs
+OpenMP in the build, and only helps if the library's OpenMP is the very libgomp torch runs its pool
+on: torch's Linux wheels carry their own ``libgomp.so.1``, and the dynamic loader gives a library
+that asks for that soname the copy already loaded, so the slices run on torch's own threads (tested:
+no thread is added). Elsewhere (macOS, torch without OpenMP) the library is built without it and
+runs the slices one after another, with the same results.
 """
 
 from __future__ import annotations
@@ -33,8 +40,11 @@ import torch
 
 SOURCE = Path(__file__).with_name("sweep_steps.cpp")
 NAME = "gradlab_sweep_steps"
-#: -ffp-contract=off: no fused multiply-adds the eager kernels do not use, so both paths round alike.
-FLAGS = ["-O3", "-ffp-contract=off"]
+#: -ffp-contract=off: no fused multiply-adds the eager kernels do not use, so both paths round alike;
+#: -fopenmp-simd: the loops marked ``omp simd`` are vectorised (no OpenMP runtime needed for that).
+FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp-simd"]
+#: What the parallel region needs, where :func:`shares_torch_openmp`.
+OPENMP = ["-fopenmp"]
 DTYPES = (torch.float32, torch.float64)
 
 
@@ -49,10 +59,25 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradlab"
 
 
+@functools.cache
+def shares_torch_openmp() -> bool:
+    """Whether a library built with OpenMP here runs its parallel regions on torch's own thread pool:
+    Linux, torch's intra-op backend OpenMP, and torch's own GNU ``libgomp.so.1`` beside libtorch (the
+    soname an OpenMP build asks for, so the loader hands it the copy torch loaded)."""
+    if sys.platform != "linux" or not torch.backends.openmp.is_available():
+        return False
+    return (Path(torch.__file__).parent / "lib" / "libgomp.so.1").exists()
+
+
+def build_flags() -> list[str]:
+    """The compiler flags of this machine's build: FLAGS, and OPENMP where :func:`shares_torch_openmp`."""
+    return FLAGS + (OPENMP if shares_torch_openmp() else [])
+
+
 def library_path() -> Path:
-    """The cached library for this source, torch build and platform."""
+    """The cached library for this source, torch build, platform and flags."""
     key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, str(torch.version.git_version),
-                                    sys.platform, platform.machine(), " ".join(FLAGS)]).encode()).hexdigest()[:16]
+                                    sys.platform, platform.machine(), " ".join(build_flags())]).encode()).hexdigest()[:16]
     return cache_dir() / "kernels" / key / f"{NAME}.so"
 
 
@@ -76,20 +101,33 @@ def _load() -> Optional[str]:
 
 
 def _build(path: Path) -> None:
-    """Compile the source in a fresh directory beside the cache entry, then move the library in
-    whole (another process building at the same time only replaces it with the same file)."""
-    from torch.utils import cpp_extension  # 0.3 s to import: only when building
-
+    """Compile the source, then move the library into the cache whole (another process building at
+    the same time only replaces it with the same file). A compiler that cannot build OpenMP gets a
+    second try without it (the slices then run one after another)."""
     print(f"gradlab: compiling the backward sweep's steps once (about 20 s), cached in {path.parent}",
           file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
+    flags = build_flags()
+    try:
+        _compile(path, flags)
+    except Exception:
+        if flags == FLAGS:
+            raise
+        _compile(path, FLAGS)
+
+
+def _compile(path: Path, flags: list[str]) -> None:
+    """Build with ``flags`` in a fresh directory beside the cache entry, load it, move it to ``path``."""
+    from torch.utils import cpp_extension  # 0.3 s to import: only when building
+
     build = Path(tempfile.mkdtemp(prefix="build-", dir=path.parent))
     search = os.environ.get("PATH", "")
     try:
         if shutil.which("ninja") is None:  # the ninja wheel's binary, where its venv's bin is not on PATH
             import ninja
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + search
-        cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=FLAGS, build_directory=str(build),
+        cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=flags,
+                           extra_ldflags=[f for f in flags if f in OPENMP], build_directory=str(build),
                            is_python_module=False, verbose=False)  # also loads it into this process
         os.replace(build / f"{NAME}.so", path)
     finally:

@@ -16,19 +16,36 @@
 // (-ffp-contract=off), and the recurrent product is the same at::mm; torch's own vectorised
 // kernels may still round differently, so the two paths agree to rounding (float64 to 1e-12 of
 // each step's largest entry in the tests), not always to the last bit.
+//
+// Every sample's carry depends on that sample alone, so a span runs as slices of the batch, one per
+// thread of torch's intra-op pool (at::parallel_for; compiled.py builds with OpenMP only where that
+// is the libgomp torch itself runs on), each slice through all of the span's steps with its own
+// single-threaded product: no thread waits for another within a span. A log-domain span flushes
+// subnormal floats on every thread of the pool while it runs (the carries are at unit size, so
+// only entries below 1e-38 of their row's largest are touched); a plain one keeps them, as
+// autograd does.
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define GRADLAB_MXCSR 1
+#endif
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
 namespace {
 
 constexpr double LOG_ZERO = -1e300;          // logscale.LOG_ZERO
 constexpr double LN2 = 0.6931471805599453;  // logscale.LN2 = math.log(2.0)
+
+// A loop whose iterations are independent, vectorised (-fopenmp-simd); the _Pragma form, since
+// #pragma cannot stand inside the AT_DISPATCH macro's argument.
+#define SIMD _Pragma("omp simd")
 
 // Rows of a [T, B, ...] tensor whose last dimension is contiguous: row (t, b) starts at
 // data + t * st + b * sb.
@@ -43,6 +60,61 @@ struct Rows {
   }
   scalar_t* at(int64_t t, int64_t b) const { return data + t * st + b * sb; }
 };
+
+// Subnormal floats flushed to zero, as results (FTZ) and as inputs (DAZ), on the calling thread
+// while this lives, then the thread's setting as it was (x86; elsewhere nothing changes).
+class Flushed {
+ public:
+  explicit Flushed(bool on) : on_(on) {
+#ifdef GRADLAB_MXCSR
+    if (on_) {
+      saved_ = _mm_getcsr();
+      _mm_setcsr(saved_ | 0x8040u);  // FTZ (bit 15) and DAZ (bit 6)
+    }
+#endif
+  }
+  ~Flushed() {
+#ifdef GRADLAB_MXCSR
+    if (on_) _mm_setcsr(saved_);
+#endif
+  }
+  Flushed(const Flushed&) = delete;
+  Flushed& operator=(const Flushed&) = delete;
+
+ private:
+  bool on_;
+  unsigned saved_ = 0;
+};
+
+// body(b0, b1) for slices [b0, b1) of the batch's B samples, one slice per thread of torch's
+// intra-op pool (one slice, on this thread, where the pool has one thread or OpenMP is not built in).
+// Each slice's torch calls go straight to their CPU kernels, below autograd, whose grad mode is a
+// setting of each thread (the pool's threads do not share the caller's no_grad).
+template <typename F>
+void over_batch(int64_t B, bool flush, const F& body) {
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    Flushed flushed(flush);
+    body(b0, b1);
+  });
+}
+
+// Ask for `count` values from `p` on into cache (reading, or to be written): a sweep's next step
+// reads rows of tapes far larger than the cache, so it asks for them before the step's matrix
+// product, which then hides the wait. Measured on the LSTM (B 32, H 128, T 1000, AMD EPYC), where
+// one load took 42 % of the elementwise loop's samples: 65.6 against 69.2 µs a step on one thread,
+// 39.5 against 40.6 on two.
+template <typename scalar_t>
+void prefetch(const scalar_t* p, int64_t count, bool write = false) {
+  constexpr int64_t LINE = 64 / sizeof(scalar_t);
+  for (int64_t j = 0; j < count; j += LINE) {
+    if (write) {
+      __builtin_prefetch(p + j, 1);
+    } else {
+      __builtin_prefetch(p + j, 0);
+    }
+  }
+}
 
 void check(const at::Tensor& carry, std::initializer_list<at::Tensor> others) {
   TORCH_CHECK(carry.device().is_cpu() && carry.is_contiguous() && carry.dim() == 2,
@@ -64,10 +136,9 @@ struct Entry {
   int64_t ell_st = 0, steps_st = 0;
   double* lam = nullptr;
   double* steps = nullptr;
-  std::vector<scalar_t> factor;  // e^{λ−m} of the step being entered, per sample
 
   Entry(const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
-        const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps_, int64_t B) {
+        const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps_) {
     merges = explicit_.has_value() && explicit_->defined();
     logs = merges && log.has_value() && log->defined();
     if (merges) E = Rows<scalar_t>(*explicit_);
@@ -82,29 +153,33 @@ struct Entry {
       lam = log->data_ptr<double>();
       steps = steps_->data_ptr<double>();
       steps_st = steps_->stride(0);
-      factor.resize(B);
     }
   }
 
-  // δh_t into dh's rows from the carry [B, H]; the log scale also rescales `other` ([B, H] or null).
-  void enter(int64_t t, const scalar_t* carry, const Rows<scalar_t>& dh, scalar_t* other, int64_t B, int64_t H) {
-    for (int64_t b = 0; b < B; ++b) {
-      const scalar_t* cb = carry + b * H;
-      scalar_t* out = dh.at(t, b);
+  // δh_t into dh's rows b0 … b1−1 from the carry [B, H]; the log scale also rescales `other`
+  // ([B, H] or null).
+  void enter(int64_t t, const scalar_t* carry, const Rows<scalar_t>& dh, scalar_t* other, int64_t b0, int64_t b1,
+             int64_t H) const {
+    for (int64_t b = b0; b < b1; ++b) {
+      const scalar_t* __restrict__ cb = carry + b * H;
+      scalar_t* __restrict__ out = dh.at(t, b);
       if (!merges) {
         std::copy(cb, cb + H, out);
       } else if (!logs) {
-        const scalar_t* eb = E.at(t, b);
+        const scalar_t* __restrict__ eb = E.at(t, b);
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) out[j] = eb[j] + cb[j];
       } else {
         const double l = lam[b], e = ell[t * ell_st + b];
         const double m = std::max(l, e);
         const scalar_t a = static_cast<scalar_t>(std::exp(l - m));
         const scalar_t w = static_cast<scalar_t>(std::exp(e - m));
-        const scalar_t* eb = E.at(t, b);
+        const scalar_t* __restrict__ eb = E.at(t, b);
+#pragma omp simd
         for (int64_t j = 0; j < H; ++j) out[j] = cb[j] * a + eb[j] * w;
         if (other != nullptr) {
-          scalar_t* ob = other + b * H;
+          scalar_t* __restrict__ ob = other + b * H;
+#pragma omp simd
           for (int64_t j = 0; j < H; ++j) ob[j] = ob[j] * a;
         }
         lam[b] = m;
@@ -113,14 +188,23 @@ struct Entry {
     }
   }
 
-  // LogScale.renormalize of the carries (each [B, H]): nothing for the quiet and plain spans.
-  void renormalize(std::initializer_list<scalar_t*> carries, int64_t B, int64_t H) {
+  // The explicit gradient's rows of step t for samples b0 … b1−1 into cache (see prefetch).
+  void prefetch_step(int64_t t, int64_t b0, int64_t b1, int64_t H) const {
+    if (!merges) return;
+    for (int64_t b = b0; b < b1; ++b) prefetch(E.at(t, b), H);
+  }
+
+  // LogScale.renormalize of the carries' rows b0 … b1−1 (each carry [B, H]): nothing for the quiet
+  // and plain spans.
+  void renormalize(std::initializer_list<scalar_t*> carries, int64_t b0, int64_t b1, int64_t H) const {
     if (!logs) return;
     const scalar_t tiny = std::numeric_limits<scalar_t>::min();
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       scalar_t m = 0;
       for (scalar_t* c : carries) {
-        for (int64_t j = 0; j < H; ++j) m = std::max(m, std::abs(c[b * H + j]));
+        const scalar_t* __restrict__ row = c + b * H;
+#pragma omp simd reduction(max : m)
+        for (int64_t j = 0; j < H; ++j) m = std::max(m, std::abs(row[j]));
       }
       const bool zero = m == 0;
       const scalar_t clamped = std::max(m, tiny);
@@ -128,7 +212,9 @@ struct Entry {
       const scalar_t mantissa = std::frexp(clamped, &exponent);
       const scalar_t power = mantissa / clamped;  // exactly 2^−exponent
       for (scalar_t* c : carries) {
-        for (int64_t j = 0; j < H; ++j) c[b * H + j] = c[b * H + j] * power;
+        scalar_t* __restrict__ row = c + b * H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) row[j] = row[j] * power;
       }
       lam[b] = zero ? LOG_ZERO : lam[b] + static_cast<double>(exponent) * LN2;
     }
@@ -152,40 +238,55 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
   TORCH_CHECK(carry_c.is_contiguous() && dz.is_contiguous(), "lstm_steps: carry_c and dz must be contiguous");
   const int64_t B = carry_h.size(0), H = carry_h.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_steps", [&] {
-    Entry<scalar_t> entry(explicit_, explicit_log, log, steps, B);
-    Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
+    const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
+    const Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
     scalar_t* cc = carry_c.data_ptr<scalar_t>();
     const scalar_t one = 1;
-    for (int64_t t = hi; t >= lo; --t) {
-      entry.enter(t, ch, DH, cc, B, H);
-      at::Tensor z = dz[keep ? t : 0];
-      scalar_t* zp = z.data_ptr<scalar_t>();
-      for (int64_t b = 0; b < B; ++b) {
-        scalar_t* cb = cc + b * H;
-        const scalar_t* dhb = DH.at(t, b);
-        scalar_t* dcb = DC.at(t, b);
-        const scalar_t* gb = G.at(t, b);  // i, f, g, o blocks of H
-        const scalar_t* pb = C.at(t, b);  // c_{t−1}
-        const scalar_t* tb = TC.at(t - t0, b);
-        scalar_t* zb = zp + b * 4 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j], tc = tb[j];
-          const scalar_t dhdc = o * (one - tc * tc);
-          const scalar_t dhdo = tc * o * (one - o);
-          const scalar_t d = dhb[j];
-          const scalar_t cv = cb[j] + d * dhdc;
-          dcb[j] = cv;
-          zb[j] = cv * (g * i * (one - i));
-          zb[H + j] = cv * (pb[j] * f * (one - f));
-          zb[2 * H + j] = cv * (i * (one - g * g));
-          zb[3 * H + j] = d * dhdo;
-          cb[j] = cv * f;
+    over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      at::Tensor carry_rows = carry_h.narrow(0, b0, n), dz_rows = dz.narrow(1, b0, n);
+      for (int64_t t = hi; t >= lo; --t) {
+        entry.enter(t, ch, DH, cc, b0, b1, H);
+        at::Tensor z = dz_rows.select(0, keep ? t : 0);  // [n, 4, H], contiguous
+        scalar_t* zp = z.data_ptr<scalar_t>();
+        for (int64_t b = b0; b < b1; ++b) {
+          scalar_t* __restrict__ cb = cc + b * H;
+          const scalar_t* __restrict__ dhb = DH.at(t, b);
+          scalar_t* __restrict__ dcb = DC.at(t, b);
+          const scalar_t* __restrict__ gb = G.at(t, b);  // i, f, g, o blocks of H
+          const scalar_t* __restrict__ pb = C.at(t, b);  // c_{t−1}
+          const scalar_t* __restrict__ tb = TC.at(t - t0, b);
+          scalar_t* __restrict__ zb = zp + (b - b0) * 4 * H;
+          SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j], tc = tb[j];
+            const scalar_t dhdc = o * (one - tc * tc);
+            const scalar_t dhdo = tc * o * (one - o);
+            const scalar_t d = dhb[j];
+            const scalar_t cv = cb[j] + d * dhdc;
+            dcb[j] = cv;
+            zb[j] = cv * (g * i * (one - i));
+            zb[H + j] = cv * (pb[j] * f * (one - f));
+            zb[2 * H + j] = cv * (i * (one - g * g));
+            zb[3 * H + j] = d * dhdo;
+            cb[j] = cv * f;
+          }
         }
+        if (t > lo) {  // the next step's rows, fetched while the product runs
+          for (int64_t b = b0; b < b1; ++b) {
+            prefetch(G.at(t - 1, b), 4 * H);
+            prefetch(C.at(t - 1, b), H);
+            prefetch(TC.at(t - 1 - t0, b), H);
+            prefetch(DH.at(t - 1, b), H, true);
+            prefetch(DC.at(t - 1, b), H, true);
+          }
+          entry.prefetch_step(t - 1, b0, b1, H);
+        }
+        at::mm_out(carry_rows, z.view({n, 4 * H}), weight_hh);
+        entry.renormalize({ch, cc}, b0, b1, H);
       }
-      at::mm_out(carry_h, z.view({B, 4 * H}), weight_hh);
-      entry.renormalize({ch, cc}, B, H);
-    }
+    });
   });
 }
 
@@ -201,41 +302,48 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
   TORCH_CHECK(dx.is_contiguous() && dy.is_contiguous(), "gru_steps: dx and dy must be contiguous");
   const int64_t B = carry.size(0), H = carry.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "gru_steps", [&] {
-    Entry<scalar_t> entry(explicit_, explicit_log, log, steps, B);
-    Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
+    const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
+    const Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
     scalar_t* cp = carry.data_ptr<scalar_t>();
-    for (int64_t t = hi; t >= lo; --t) {
-      entry.enter(t, cp, DH, nullptr, B, H);
-      at::Tensor x = dx[keep ? t : 0], y = dy[keep ? t : 0];
-      scalar_t* xp = x.data_ptr<scalar_t>();
-      scalar_t* yp = y.data_ptr<scalar_t>();
-      for (int64_t b = 0; b < B; ++b) {
-        const scalar_t* hb = DH.at(t, b);
-        const scalar_t *nb = N.at(t, b), *zb = Z.at(t, b), *rb = R.at(t, b), *eb = RESET.at(t, b);
-        scalar_t* xb = xp + b * 3 * H;
-        scalar_t* yb = yp + b * 3 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t d = hb[j];
-          const scalar_t an = d * nb[j];
-          const scalar_t az = d * zb[j];
-          const scalar_t ar = an * rb[j];
-          xb[j] = ar;
-          xb[H + j] = az;
-          xb[2 * H + j] = an;
-          yb[j] = ar;
-          yb[H + j] = az;
-          yb[2 * H + j] = an * eb[j];
+    over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      at::Tensor carry_rows = carry.narrow(0, b0, n), dx_rows = dx.narrow(1, b0, n), dy_rows = dy.narrow(1, b0, n);
+      for (int64_t t = hi; t >= lo; --t) {
+        entry.enter(t, cp, DH, nullptr, b0, b1, H);
+        at::Tensor x = dx_rows.select(0, keep ? t : 0), y = dy_rows.select(0, keep ? t : 0);  // [n, 3, H]
+        scalar_t* xp = x.data_ptr<scalar_t>();
+        scalar_t* yp = y.data_ptr<scalar_t>();
+        for (int64_t b = b0; b < b1; ++b) {
+          const scalar_t* __restrict__ hb = DH.at(t, b);
+          const scalar_t *__restrict__ nb = N.at(t, b), *__restrict__ zb = Z.at(t, b), *__restrict__ rb = R.at(t, b),
+                         *__restrict__ eb = RESET.at(t, b);
+          scalar_t* __restrict__ xb = xp + (b - b0) * 3 * H;
+          scalar_t* __restrict__ yb = yp + (b - b0) * 3 * H;
+          SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t d = hb[j];
+            const scalar_t an = d * nb[j];
+            const scalar_t az = d * zb[j];
+            const scalar_t ar = an * rb[j];
+            xb[j] = ar;
+            xb[H + j] = az;
+            xb[2 * H + j] = an;
+            yb[j] = ar;
+            yb[H + j] = az;
+            yb[2 * H + j] = an * eb[j];
+          }
         }
+        at::mm_out(carry_rows, y.view({n, 3 * H}), weight_hh);
+        for (int64_t b = b0; b < b1; ++b) {
+          scalar_t* __restrict__ cb = cp + b * H;
+          const scalar_t* __restrict__ hb = DH.at(t, b);
+          const scalar_t* __restrict__ kb = KEEP.at(t, b);
+          SIMD
+          for (int64_t j = 0; j < H; ++j) cb[j] = cb[j] + hb[j] * kb[j];
+        }
+        entry.renormalize({cp}, b0, b1, H);
       }
-      at::mm_out(carry, y.view({B, 3 * H}), weight_hh);
-      for (int64_t b = 0; b < B; ++b) {
-        scalar_t* cb = cp + b * H;
-        const scalar_t* hb = DH.at(t, b);
-        const scalar_t* kb = KEEP.at(t, b);
-        for (int64_t j = 0; j < H; ++j) cb[j] = cb[j] + hb[j] * kb[j];
-      }
-      entry.renormalize({cp}, B, H);
-    }
+    });
   });
 }
 
@@ -249,22 +357,27 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
   TORCH_CHECK(da.is_contiguous(), "srn_steps: da must be contiguous");
   const int64_t B = carry.size(0), H = carry.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "srn_steps", [&] {
-    Entry<scalar_t> entry(explicit_, explicit_log, log, steps, B);
-    Rows<scalar_t> DH(dh), P(dphi);
+    const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
+    const Rows<scalar_t> DH(dh), P(dphi);
     scalar_t* cp = carry.data_ptr<scalar_t>();
-    for (int64_t t = hi; t >= lo; --t) {
-      entry.enter(t, cp, DH, nullptr, B, H);
-      at::Tensor a = da[keep ? t : 0];
-      scalar_t* ap = a.data_ptr<scalar_t>();
-      for (int64_t b = 0; b < B; ++b) {
-        const scalar_t* hb = DH.at(t, b);
-        const scalar_t* pb = P.at(t, b);
-        scalar_t* ab = ap + b * H;
-        for (int64_t j = 0; j < H; ++j) ab[j] = hb[j] * pb[j];
+    over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      at::Tensor carry_rows = carry.narrow(0, b0, n), da_rows = da.narrow(1, b0, n);
+      for (int64_t t = hi; t >= lo; --t) {
+        entry.enter(t, cp, DH, nullptr, b0, b1, H);
+        at::Tensor a = da_rows.select(0, keep ? t : 0);  // [n, H]
+        scalar_t* ap = a.data_ptr<scalar_t>();
+        for (int64_t b = b0; b < b1; ++b) {
+          const scalar_t* __restrict__ hb = DH.at(t, b);
+          const scalar_t* __restrict__ pb = P.at(t, b);
+          scalar_t* __restrict__ ab = ap + (b - b0) * H;
+          SIMD
+          for (int64_t j = 0; j < H; ++j) ab[j] = hb[j] * pb[j];
+        }
+        at::mm_out(carry_rows, a, weight_hh);
+        entry.renormalize({cp}, b0, b1, H);
       }
-      at::mm_out(carry, a, weight_hh);
-      entry.renormalize({cp}, B, H);
-    }
+    });
   });
 }
 
