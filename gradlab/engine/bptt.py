@@ -16,7 +16,6 @@ the plain value is 0.0 or inf.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -28,7 +27,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from gradlab.engine.fused import fused_function, fused_layer
 from gradlab.engine.logscale import LOG_ZERO, LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
-from gradlab.engine.numerics import denormals_flushed, stable_norm
+from gradlab.engine.numerics import stable_norm
 from gradlab.engine.params import log_domain_parameter_grads, parameter_grads
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import Tape
@@ -357,8 +356,7 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
     every tensor. x_tm: [T, B, I]; init, end_parts: one [L·D, B, ·] per state name (the initial
     state, ∂L/∂ the final state); g_tm: ∂L/∂output [T, B, D·H], time-major."""
     T, B = x_tm.shape[:2]
-    flushed = denormals_flushed() if log_domain else nullcontext()  # plain sweeps keep the dtype's subnormals
-    with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False), flushed:  # in the model's own dtype
+    with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False):  # in the model's own dtype
         grad_finals = [tuple(p[i] for p in end_parts) for i in range(end_parts[0].shape[0])]
         if log_domain:
             grad_finals = [split_log_state(e) for e in grad_finals]

@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from gradlab.engine.bptt import backward_layers, check_dropout, forward_tapes
 from gradlab.engine.logscale import LOG_ZERO, split_log
-from gradlab.engine.numerics import denormals_flushed
 from gradlab.engine.trace import Trace
 from gradlab.models.recurrent import RecurrentModel
 
@@ -72,7 +71,7 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
     trace = lambda **extra: Trace(kind=model.kind, hidden_size=H, norms=plain, explicit_norms=explicit_plain,  # noqa: E731
                                   log10_norms=log10, explicit_log10_norms=explicit_log10, meta=meta, **extra)
     bar = tqdm(total=2 * T, unit="step", desc="forward, then backward", disable=not progress, leave=False)
-    with torch.no_grad(), denormals_flushed():
+    with torch.no_grad():
         state = tuple(torch.zeros(L, batch, H, dtype=p.dtype, device=p.device) for _ in names)
         checkpoints = []
         for t0 in starts:  # pass 1: forward, keeping the state at each segment start (and the last segment's tapes)

@@ -8,8 +8,7 @@ inf (or NaN, which in a backward pass comes from inf·0 or inf − inf, i.e. fro
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -65,30 +64,3 @@ def status_of(values: np.ndarray, subnormal: Optional[np.ndarray] = None) -> np.
     out[values == 0.0] = UNDERFLOW
     out[~np.isfinite(values)] = OVERFLOW
     return out
-
-
-def flushing_denormals() -> bool:
-    """Whether this thread's CPU now flushes subnormal floats to zero (``torch.set_flush_denormal``
-    has no getter: a subnormal float32 times one is zero exactly when it does)."""
-    return bool((torch.tensor([1e-40], dtype=torch.float32) * 1.0 == 0).item())
-
-
-@contextmanager
-def denormals_flushed() -> Iterator[None]:
-    """Subnormal floats flushed to zero for the block, then the setting as it was.
-
-    The log-domain sweeps keep their carries at unit size, but turning a result back into plain
-    values (``to_plain``) and the products over all steps that follow produce floats below the normal
-    range (1.2e-38 in float32), which x86 CPUs compute on a slow path — measured 4.5 ms instead of
-    32 µs for one [32, 512] × [512, 128] product. Flushed, such a plain value reads 0.0 (status
-    "underflow"); its log10 norm is exact either way, being computed from the unit-size carry.
-    The setting is the calling thread's only: where torch splits an op across its intra-op worker
-    threads, their part still makes and reads subnormals (measured, docs/performance.md), which is why
-    ``to_plain`` clears them itself.
-    """
-    was = flushing_denormals()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was)

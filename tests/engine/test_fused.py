@@ -1,6 +1,9 @@
 """The fused forward: torch's kernels layer by layer and the tape rebuilt from their states equal
 the architecture's own eager forward sweep, for every architecture and layout (float64)."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -10,7 +13,6 @@ from gradlab.engine.bptt import forward_tapes
 from gradlab.engine.fused import fused_function
 from gradlab.engine.reference import autograd_reference
 from gradlab.models.recurrent import MODEL_CLASSES
-from gradlab.engine.numerics import denormals_flushed, flushing_denormals
 
 DT = torch.float64
 CONFIGS = [("srn", {"nonlinearity": "tanh"}), ("srn", {"nonlinearity": "relu"}), ("lstm", {}),
@@ -48,19 +50,34 @@ def test_the_linear_srn_has_no_fused_kernel_and_runs_the_eager_sweep():
     assert trace.grad("h").shape == (5, 2, 4)
 
 
-def test_subnormals_are_flushed_inside_the_block_and_the_setting_restored():
-    assert not flushing_denormals()
-    with denormals_flushed():
-        assert flushing_denormals()
-        assert float(torch.tensor([1e-40]) * 1.0) == 0.0
-    assert not flushing_denormals() and float(torch.tensor([1e-40]) * 1.0) > 0.0
-    torch.set_flush_denormal(True)
-    try:
-        with denormals_flushed():
-            pass
-        assert flushing_denormals()  # left as the caller had it
-    finally:
-        torch.set_flush_denormal(False)
+FRESH_PROCESS = """
+import torch, gradlab
+torch.set_num_threads(2)
+torch.manual_seed(0)
+model = torch.nn.LSTM(3, 16)
+x = torch.randn(300, 8, 3)
+{call}
+tiny = torch.full((1 << 20,), 1e-40)  # float32 subnormals, split across both threads
+kept = (tiny * 1.0).view(torch.int32) == tiny.view(torch.int32)  # bits: a flushing thread would read them as 0
+print(int(kept.sum()), kept.numel())
+"""
+
+
+@pytest.mark.parametrize("call", [
+    "gradlab.bptt(model, x, torch.ones(300, 8, 16), log_domain=True)",
+    "gradlab.record(model, x, lambda out: out[-1].sum())",
+    "gradlab.checkpointed_norms(gradlab.from_torch(model), lambda t0, t1: x[t0:t1], "
+    "lambda t0, t1, h: torch.ones_like(h), 300, 8, progress=False)",
+], ids=["bptt", "record", "checkpointed"])
+def test_every_thread_keeps_its_subnormals_after_the_first_sweep_of_a_process(call):
+    """torch's pool threads are born with the floating-point setting of the thread that starts them:
+    in a fresh process where a log-domain sweep is the first work on two threads, no thread may be
+    left flushing subnormal floats (the compiled steps flush their own threads and restore them)."""
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS.format(call=call)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    kept, total = map(int, out.stdout.split())
+    assert kept == total
 
 
 def test_record_is_one_pass_and_leaves_parameter_gradients_alone():
