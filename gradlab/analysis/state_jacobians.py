@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import torch
 from torch.func import jacrev, vmap
 
-from gradlab.engine.bptt import forward_tapes
+from gradlab.engine.forward import forward_tapes
 from gradlab.models.recurrent import RecurrentModel
 
 

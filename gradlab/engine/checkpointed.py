@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gradlab.engine.bptt import backward_layers, check_dropout, forward_tapes
+from gradlab.engine.forward import check_dropout, forward_tapes
+from gradlab.engine.layers import backward_layers
 from gradlab.engine.logscale import LOG_ZERO, split_log
 from gradlab.engine.trace import Trace
 from gradlab.models.recurrent import RecurrentModel

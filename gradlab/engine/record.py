@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.bptt import as_gradlab_model, forward_tapes, outputs_of, sweep_trace
+from gradlab.engine.bptt import as_gradlab_model, sweep_trace
+from gradlab.engine.forward import forward_tapes, outputs_of
 from gradlab.engine.trace import Trace
 from gradlab.models.dropout import dropout_multiplier
 from gradlab.models.recurrent import RecurrentModel, State, as_state, state_parts

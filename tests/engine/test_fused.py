@@ -9,7 +9,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import gradlab
-from gradlab.engine.bptt import forward_tapes
+from gradlab.engine.forward import forward_tapes
 from gradlab.engine.fused import fused_function
 from gradlab.engine.reference import autograd_reference
 from gradlab.models.recurrent import MODEL_CLASSES
