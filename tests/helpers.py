@@ -35,7 +35,8 @@ def make_input(model, T=6, B=3, seed=1):
 
 def assert_close_per_step(a, b, model, tol):
     """Every step's row of every gradient within ``tol`` of the row's largest (finite) entry; log10 norms
-    within ``tol``; parameter and input gradients within ``tol`` of their largest entry."""
+    within ``tol``; the norms of the plain values (total and explicit) within ``tol`` relative; parameter
+    and input gradients within ``tol`` of their largest entry."""
     for name in model.state_names:
         for k in range(model.num_layers):
             for d in range(2 if model.bidirectional else 1):
@@ -46,6 +47,9 @@ def assert_close_per_step(a, b, model, tol):
                 assert ((ga - gb).abs().amax(-1) <= tol * gb.abs().amax(-1)).all()
                 np.testing.assert_allclose(a.log10_grad_norms(name, k, d), b.log10_grad_norms(name, k, d),
                                            rtol=0, atol=tol)
+        np.testing.assert_allclose(a.norms[name], b.norms[name], rtol=tol, atol=0)
+    np.testing.assert_allclose(a.explicit_norms, b.explicit_norms, rtol=tol, atol=0)
+    np.testing.assert_allclose(a.explicit_log10_norms, b.explicit_log10_norms, rtol=0, atol=tol)
     for (n, pa), (_, pb) in zip(a.param_grads.items(), b.param_grads.items()):
         assert (pa - pb).abs().max() <= tol * pb.abs().max(), n
     ia, ib = (getattr(t.input_grad, "data", t.input_grad) for t in (a, b))  # packed: its data

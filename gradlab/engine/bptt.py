@@ -141,11 +141,12 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
 def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
                 g_tm: torch.Tensor, end_parts: tuple[torch.Tensor, ...], log_domain: bool,
                 dropout_masks: Optional[list] = None, layer_tapes: Optional[tuple[list, list]] = None,
-                with_params: bool = True) -> Trace:
+                with_params: bool = True, keep_grads: bool = True) -> Trace:
     """The engine behind ``bptt`` and ``record``: the forward tapes (or the given ``(inputs, tapes)``
     of :func:`forward_tapes`), one backward sweep per layer and direction, and the Trace of it with
     every tensor. x_tm: [T, B, I]; init, end_parts: one [L·D, B, ·] per state name (the initial
-    state, ∂L/∂ the final state); g_tm: ∂L/∂output [T, B, D·H], time-major."""
+    state, ∂L/∂ the final state); g_tm: ∂L/∂output [T, B, D·H], time-major. keep_grads: keep the
+    per-step gradient tensors (``grads``, ``explicit_grads``); without, only their norms are formed."""
     T, B = x_tm.shape[:2]
     with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False):  # in the model's own dtype
         grad_finals = [tuple(p[i] for p in end_parts) for i in range(end_parts[0].shape[0])]
@@ -156,7 +157,7 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
             layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, dropout_masks, layout.packing)
         inputs, tapes_ = layer_tapes
         layers, dx = backward_layers(model, inputs, tapes_, g_tm, grad_finals, log_domain, lengths=layout.lengths,
-                                     dropout_masks=dropout_masks, with_params=with_params)
+                                     dropout_masks=dropout_masks, with_params=with_params, keep_grads=keep_grads)
         if log_domain:
             dx = None if dx is None else to_plain(*dx)
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
@@ -173,8 +174,8 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
         explicit_norms=_numpy_stack([lay.norm_explicit for lay in layers], D),
         log10_norms={n: _numpy_stack(per_state_log10[n], D) for n in names},
         explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
-        grads={n: _by_layer(per_state[n], D, own=True) for n in names},
-        explicit_grads=_by_layer([lay.explicit for lay in layers], D),
+        grads={n: _by_layer(per_state[n], D, own=True) for n in names} if keep_grads else None,
+        explicit_grads=_by_layer([lay.explicit for lay in layers], D) if keep_grads else None,
         param_grads={name: params[name] for name, _ in model.named_parameters()} if with_params else None,
         input_grad=None if dx is None else layout.restore(dx),
         initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},

@@ -97,7 +97,8 @@ def checkpointed_norms(model: RecurrentModel, inputs: InputFn, explicit: Explici
             last = None  # its tapes are freed with the segment's
             grad_out = explicit(t0, t1, tapes[-1].h[1:])
             layers, _ = backward_layers(model, layer_inputs, tapes, split_log(grad_out), grad_finals, log_domain=True,
-                                        finals_from_loss=False, with_params=False)  # finals: the later segments'
+                                        finals_from_loss=False,  # finals: the carry from the later segments
+                                        with_params=False, keep_grads=False)
             for k, lay in enumerate(layers):
                 for n, lg, norm in (("h", lay.log10_dh, lay.norm_dh), ("c", lay.log10_dc, lay.norm_dc)):
                     if n in names:

@@ -4,16 +4,23 @@ gradient it passes to the layer below, and what the driver keeps of it (:class:`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from gradlab.engine.forward import sweep_order
-from gradlab.engine.logscale import LOG_ZERO, LogScale, PlainScale, add_logs, log10_norm, split_log, to_plain
+from gradlab.engine.logscale import (LOG_ZERO, LogScale, PlainScale, add_logs, log10_from, log10_norm, split_log,
+                                     to_plain)
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.params import log_domain_parameter_grads, parameter_grads
+from gradlab.models.architectures import RowNorms
 from gradlab.models.recurrent import RecurrentModel
+
+#: What the driver keeps of one state's or the explicit gradient's rows: (plain values [T, B, W], or
+#: None when not kept; their norms [T, B] float64; the log10 norms [T, B] float64).
+Rows = tuple[Optional[torch.Tensor], torch.Tensor, torch.Tensor]
 
 
 def split_log_state(parts: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -40,13 +47,13 @@ class LayerSweep:
     domain (unit-size parts, log scale [B]).
     """
 
-    dh: torch.Tensor
+    dh: Optional[torch.Tensor]
     dc: Optional[torch.Tensor]
     norm_dh: torch.Tensor
     norm_dc: Optional[torch.Tensor]
     log10_dh: torch.Tensor
     log10_dc: Optional[torch.Tensor]
-    explicit: torch.Tensor
+    explicit: Optional[torch.Tensor]
     norm_explicit: torch.Tensor
     log10_explicit: torch.Tensor
     params: dict[str, torch.Tensor]
@@ -55,7 +62,7 @@ class LayerSweep:
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
                     log_domain: bool, finals_from_loss: bool = True, lengths: Optional[torch.Tensor] = None,
-                    dropout_masks: Optional[list] = None, with_params: bool = True):
+                    dropout_masks: Optional[list] = None, with_params: bool = True, keep_grads: bool = True):
     """The layers' backward sweeps, top down, each direction on its own.
 
     explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
@@ -65,7 +72,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     from a later segment. dropout_masks: as in :func:`forward_tapes`; the gradient reaching layer
     k's output from above is multiplied by the same mask. with_params: also the parameter gradients
     and ∂L/∂x (without, ``LayerSweep.params`` is empty and ∂L/∂x is None: record and the
-    checkpointed engine need neither).
+    checkpointed engine need neither). keep_grads: keep the per-step gradients in plain values
+    (without, ``LayerSweep``'s tensors are None and only their norms are formed).
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
@@ -81,61 +89,112 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             extra = model.extra_weights(k, d)
             tape, part = tapes[k * D + d], slice(d * H, (d + 1) * H)
             flip = sweep_order(d, lengths, T)
+            finals = (last, grad_finals[k * D + d]) if finals_from_loss else None
             if log_domain:
                 hat, log = flip(explicit[0][..., part]), flip(explicit[1])
                 final_hat, final_log = grad_finals[k * D + d]
-                shown_hat, shown_log = hat, log
-                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at each sample's last step
-                    last_hat, last_log = add_logs(hat[last, batch], log[last, batch], final_hat[0], final_log)
-                    shown_hat, shown_log = hat.index_put((last, batch), last_hat), log.index_put((last, batch), last_log)
                 if finals_from_loss and lengths is not None:  # merged as the sweep reaches each sample's last step
                     scale = LogScale(hat.contiguous(), log, torch.full_like(final_log, LOG_ZERO),
                                      final=(last, final_hat, final_log))
                     start = tuple(torch.zeros_like(c) for c in final_hat)
                 else:  # every sample's last step is T − 1: the final state's gradient is the carry entering it
                     scale, start = LogScale(hat.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
-                plain_explicit, log10_explicit = to_plain(shown_hat, shown_log), log10_norm(shown_hat, shown_log)
-                g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
-                steps = scale.steps
-                dh, dc = to_plain(g.dh, steps), None if g.dc is None else to_plain(g.dc, steps)
-                log10_dh = log10_norm(g.dh, steps)
-                log10_dc = None if g.dc is None else log10_norm(g.dc, steps)
-                grad_initial = (g.grad_initial, scale.log)
-                if with_params or k > 0:
-                    down = (flip(g.dx_proj @ w_ih), flip(steps))
-                    below = down if below is None else add_logs(*below, *down)
+                shown = explicit_rows(hat, log, finals, keep_grads)
             else:
                 e = flip(explicit[..., part])
                 final = grad_finals[k * D + d]
-                plain_explicit = e
-                if finals_from_loss:  # ∂L/∂h_n joins the explicit gradient at each sample's last step
-                    plain_explicit = e.index_put((last, batch), e[last, batch] + final[0])
                 if finals_from_loss and lengths is not None:  # merged as the sweep reaches each sample's last step
                     scale = PlainScale(e.contiguous(), final=(last, final))
                     start = tuple(torch.zeros_like(c) for c in final)
                 else:  # every sample's last step is T − 1: the final state's gradient is the carry entering it
                     scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
-                g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0)
-                dxp, dyp, dh, dc = g.dx_proj, g.dh_proj, g.dh, g.dc
-                grad_initial = g.grad_initial
-                if with_params or k > 0:
-                    down = flip(g.dx_proj @ w_ih)  # ∂L/∂(input of layer k) through this direction
-                    below = down if below is None else below + down
+                shown = explicit_rows(e, None, finals, keep_grads)
+            norms = RowNorms.for_sweep(len(model.state_names), scale.explicit, keep_grads and log_domain and not extra)
+            g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0,
+                                    norms=norms)
+            steps = scale.steps if log_domain else None
+            dh_rows = state_rows(norms, 0, g.dh, steps, keep_grads)
+            dc_rows = None if g.dc is None else state_rows(norms, 1, g.dc, steps, keep_grads)
+            grad_initial = (g.grad_initial, scale.log) if log_domain else g.grad_initial
+            if with_params or k > 0:  # ∂L/∂(input of layer k) through this direction
+                down = (flip(g.dx_proj @ w_ih), flip(steps)) if log_domain else flip(g.dx_proj @ w_ih)
+                below = down if below is None else add_logs(*below, *down) if log_domain else below + down
             params = {}
             if with_params and log_domain:
                 params = log_domain_parameter_grads(arch, tape, flip(inputs[k]), g, steps, k, d, b_ih is not None,
                                                     bool(extra))
             elif with_params:
-                params = parameter_grads(arch, tape, flip(inputs[k]), dxp, dyp, dh, k, d, b_ih is not None, bool(extra))
-            norm_dh, norm_dc, norm_explicit = (None if v is None else stable_norm(v) for v in (dh, dc, plain_explicit))
-            if not log_domain:  # the plain sweep's log10 norms are its norms' logarithms
-                log10_dh, log10_explicit = norm_dh.log10(), norm_explicit.log10()
-                log10_dc = None if norm_dc is None else norm_dc.log10()
+                params = parameter_grads(arch, tape, flip(inputs[k]), g.dx_proj, g.dh_proj, g.dh, k, d,
+                                         b_ih is not None, bool(extra))
             fl = lambda v: None if v is None else flip(v)  # noqa: E731
-            sweeps[k * D + d] = LayerSweep(flip(dh), fl(dc), flip(norm_dh), fl(norm_dc), flip(log10_dh), fl(log10_dc),
-                                           flip(plain_explicit), flip(norm_explicit), flip(log10_explicit), params,
-                                           grad_initial)
+            dc_rows = dc_rows or (None, None, None)
+            sweeps[k * D + d] = LayerSweep(fl(dh_rows[0]), fl(dc_rows[0]), flip(dh_rows[1]), fl(dc_rows[1]),
+                                           flip(dh_rows[2]), fl(dc_rows[2]), fl(shown[0]), flip(shown[1]),
+                                           flip(shown[2]), params, grad_initial)
         if dropout_masks is not None and k > 0:  # through the mask on layer k−1's output
             below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1
     return sweeps, explicit
+
+
+def state_rows(norms: RowNorms, s: int, rows: torch.Tensor, log: Optional[torch.Tensor], keep: bool) -> Rows:
+    """State s's rows [T, B, W] as a sweep stored them, as the driver keeps them: from what the compiled
+    steps measured of them (``norms``) and, for the steps that ran eagerly, from ``to_plain`` and
+    ``stable_norm``, the reference of the compiled measurement. log: the rows' log scale [T, B] (log
+    domain: the rows are unit-size), or None (plain rows)."""
+    own, plain_norm = norms.norms[s, 0], norms.norms[s, 1]
+    rest = (~norms.measured).nonzero().squeeze(1).to(rows.device)
+    every = rest.numel() == rows.shape[0]
+    pick = (lambda v: v) if every else (lambda v: v[rest])  # noqa: E731  the steps that ran eagerly
+
+    def put(into: torch.Tensor, value: torch.Tensor) -> None:
+        if every:
+            into.copy_(value)
+        elif rest.numel():
+            into[rest] = value
+
+    if log is None:  # plain rows are their own plain values
+        put(plain_norm, stable_norm(pick(rows)))
+        return (rows if keep else None), plain_norm, plain_norm.log10()
+    values = None
+    if keep and norms.values is not None:
+        values = norms.values[s]
+        put(values, to_plain(pick(rows), pick(log)))
+    elif keep:
+        values = to_plain(rows, log)
+    if rest.numel():
+        put(own, stable_norm(pick(rows)))
+        put(plain_norm, stable_norm(pick(values) if values is not None else to_plain(pick(rows), pick(log))))
+    return values, plain_norm, log10_from(own, log)
+
+
+def explicit_rows(e: torch.Tensor, log: Optional[torch.Tensor], finals: Optional[tuple], keep: bool) -> Rows:
+    """The explicit gradient ∂⁺L/∂h_t of one direction as the driver reports it, from e [T, B, H] (plain,
+    or unit-size rows with ``log`` [T, B]), with ∂L/∂h_n joined at each sample's last step where
+    ``finals`` = (last [B], the final state's gradient as the sweep takes it) is given. Formed on the steps
+    where some sample has one (a loss on the last step: one step); everywhere else it is exactly 0
+    (norm 0, log10 norm −inf)."""
+    T, B = e.shape[:2]
+    active = (log > LOG_ZERO / 2).any(dim=1) if log is not None else e.flatten(1).ne(0).any(dim=1)
+    if finals is not None:
+        active[finals[0]] = True
+    steps = active.nonzero().squeeze(1)
+    sub = e[steps]
+    sub_log = None if log is None else log[steps]
+    if finals is not None:
+        batch, at = torch.arange(B, device=e.device), torch.searchsorted(steps, finals[0])
+        if log is None:
+            sub[at, batch] += finals[1][0]
+        else:
+            (final_hat, *_), final_log = finals[1]
+            sub[at, batch], sub_log[at, batch] = add_logs(sub[at, batch], sub_log[at, batch], final_hat, final_log)
+    plain = sub if log is None else to_plain(sub, sub_log)
+    norm = e.new_zeros((T, B), dtype=torch.float64)
+    norm[steps] = stable_norm(plain)
+    log10 = torch.full_like(norm, -math.inf)
+    log10[steps] = norm[steps].log10() if log is None else log10_norm(sub, sub_log)
+    values = None
+    if keep:
+        values = e.new_zeros(e.shape)
+        values[steps] = plain
+    return values, norm, log10

@@ -46,7 +46,13 @@ def split_log(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def log10_norm(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
     """log10 ‖exp(log) · x̂‖ over the last dim, in float64: −inf only where x̂ is exactly zero."""
-    return (log + stable_norm(x_hat).log()) / math.log(10)
+    return log10_from(stable_norm(x_hat), log)
+
+
+def log10_from(norm: torch.Tensor, log: torch.Tensor) -> torch.Tensor:
+    """log10 (exp(log) · norm) = (log + ln norm) / ln 10 in float64, from ‖x̂‖ [...] and its log scale [...]
+    (eq. LOG-carry: the norm of e^λ·x̂)."""
+    return (log + norm.log()) / math.log(10)
 
 
 def to_plain(x_hat: torch.Tensor, log: torch.Tensor) -> torch.Tensor:

@@ -71,16 +71,16 @@ def trace_of_run(model: RecurrentModel, x, state: Optional[State], grad_output, 
         end_parts = tuple(torch.zeros_like(i) if g is None else layout.state_in(g.detach().to(dtype))
                           for i, g in zip(init, grad_state))
     trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, dropout_masks, layer_tapes,
-                        with_params=False)
+                        with_params=False, keep_grads=full)
     if distance and log_domain:
         seeded = at_last_steps(g_tm, layout.lengths, model.num_directions)
         if torch.equal(seeded, g_tm):  # the loss reads only the last steps: the distance sweep is the sweep
             trace.distance_log10_norms = {n: v.copy() for n, v in trace.log10_norms.items()}
         else:
             trace.distance_log10_norms = sweep_trace(model, layout, x_tm, init, seeded, end_parts, True,
-                                                     dropout_masks, layer_tapes, with_params=False).log10_norms
-    trace = replace(trace, input_grad=None) if full else replace(trace, input_grad=None, grads=None,
-                                                                   explicit_grads=None)
+                                                     dropout_masks, layer_tapes, with_params=False,
+                                                     keep_grads=False).log10_norms
+    trace = replace(trace, input_grad=None)
     if not log_domain:
         trace.log10_norms = trace.explicit_log10_norms = None
     return trace
@@ -175,11 +175,10 @@ def record(
     g_out = torch.zeros_like(output_leaf) if grads[0] is None else grads[0]
     g_tm = layout.time_major(output._replace(data=g_out) if isinstance(output, PackedSequence) else g_out)
     end_parts = tuple(layout.state_in(torch.zeros_like(f) if g is None else g) for f, g in zip(final_leaves, grads[1:]))
-    trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, masks, layer_tapes, with_params=False)
     keep = T * B * model.hidden_size * model.num_layers * model.num_directions <= FULL_TENSOR_LIMIT if full is None else full
+    trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, masks, layer_tapes, with_params=False,
+                        keep_grads=keep)
     trace = replace(trace, input_grad=None)  # bptt's fields; record leaves .grad alone
-    if not keep:
-        trace = replace(trace, grads=None, explicit_grads=None)
     trace.loss = float(loss.detach())
     if not log_domain:
         trace.log10_norms = trace.explicit_log10_norms = None

@@ -105,6 +105,35 @@ class SweepGrads:
     grad_initial: tuple[torch.Tensor, ...]
 
 
+@dataclass
+class RowNorms:
+    """What a sweep's compiled steps measure of each row they store, as they store it
+    (``Measure`` in sweep_steps.cpp), per state s in ``state_names`` order:
+
+    norms:    [S, 2, T, B] float64: [s, 0] the L2 norm of the stored row (in the log domain the
+              unit-size x̂_t), [s, 1] that of its plain value as the dtype holds it (in the log domain
+              ``to_plain``'s, gradlab/engine/logscale.py)
+    values:   [S, T, B, H] the plain values of log-domain rows, if the caller keeps them, else None
+    measured: [T] bool, the steps measured; the steps that ran eagerly are left to the caller
+    """
+
+    norms: torch.Tensor
+    values: Optional[torch.Tensor]
+    measured: torch.Tensor
+
+    @classmethod
+    def for_sweep(cls, states: int, rows: torch.Tensor, values: bool) -> "RowNorms":
+        """Empty buffers for a sweep storing ``states`` rows [T, B, H] like ``rows`` a step."""
+        T, B, H = rows.shape
+        return cls(rows.new_empty((states, 2, T, B), dtype=torch.float64),
+                   rows.new_empty((states, T, B, H)) if values else None, torch.zeros(T, dtype=torch.bool))
+
+    def outputs(self, hi: int, lo: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The buffers a compiled span of steps hi … lo writes (norms, values); they count as measured."""
+        self.measured[lo:hi + 1] = True
+        return self.norms, self.values
+
+
 def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: torch.Tensor,
               after_entering: Callable[[int], None],
               compiled_span: Optional[Callable[[int, int, Optional[tuple]], None]]) -> None:
@@ -196,10 +225,12 @@ class Architecture(ABC):
 
     @abstractmethod
     def backward_sweep(self, tape: Tape, scale: CarryScale, grad_final: tuple[torch.Tensor, ...],
-                       weight_hh: torch.Tensor, keep_projections: bool = True) -> SweepGrads:
+                       weight_hh: torch.Tensor, keep_projections: bool = True,
+                       norms: Optional[RowNorms] = None) -> SweepGrads:
         """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0.
         keep_projections: keep the gradients on the projections for every step (for the parameter
-        gradients and the layer below); without, one step's buffer is reused and they are None."""
+        gradients and the layer below); without, one step's buffer is reused and they are None.
+        norms: where the compiled steps measure the rows they store (the eager steps leave it alone)."""
 
     @abstractmethod
     def step_jacobians(self, tape: Tape, weight_hh: torch.Tensor) -> Iterator[torch.Tensor]:

@@ -76,8 +76,9 @@ def build_flags() -> list[str]:
 
 def library_path() -> Path:
     """The cached library for this source, torch build, platform and flags."""
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), torch.__version__, str(torch.version.git_version),
-                                    sys.platform, platform.machine(), " ".join(build_flags())]).encode()).hexdigest()[:16]
+    parts = [SOURCE.read_text(), torch.__version__, str(torch.version.git_version), sys.platform, platform.machine(),
+             " ".join(build_flags())]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return cache_dir() / "kernels" / key / f"{NAME}.so"
 
 

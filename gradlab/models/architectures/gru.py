@@ -10,7 +10,7 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
+from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads, diag_times,
                                                no_hook, run_spans, stack_states)
 from gradlab.models.architectures.compiled import kernels
 
@@ -110,7 +110,7 @@ class GRUArchitecture(Architecture):
                               reset=r, keep=z)
 
     def backward_sweep(self, tape: GRUTape, scale: CarryScale, grad_final, weight_hh,
-                       keep_projections: bool = True) -> SweepGrads:
+                       keep_projections: bool = True, norms: Optional[RowNorms] = None) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n,):
 
         (GRU-back-h)  δh_t = ∂⁺L/∂h_t + δy_{t+1} W_hh + δh_{t+1} ⊙ z_{t+1}
@@ -138,8 +138,9 @@ class GRUArchitecture(Architecture):
             carry.addcmul_(dh[t], d.keep[t])
 
         def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
+            measure = (None, None) if norms is None else norms.outputs(hi, lo)
             compiled.gru_steps(carry, dh, dx_all, dy_all, d.n, d.z, d.r, d.reset, d.keep, weight_hh, hi, lo,
-                               keep_projections, *(entry or (None,) * 4))
+                               keep_projections, *measure, *(entry or (None,) * 4))
 
         scale.track(dh)
         run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span)

@@ -14,8 +14,8 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
-                                               no_hook, run_spans, stack_states)
+from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads,
+                                               diag_times, no_hook, run_spans, stack_states)
 from gradlab.models.architectures.compiled import kernels
 
 
@@ -173,7 +173,7 @@ class LSTMArchitecture(Architecture):
         return LSTMDerivatives(ifg=ifg, o=tanh_c * o * (1 - o), c=o * (1 - tanh_c * tanh_c), f=f)
 
     def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh, weight_hr=None,
-                       keep_projections: bool = True) -> SweepGrads:
+                       keep_projections: bool = True, norms: Optional[RowNorms] = None) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n, ∂L/∂c_n):
 
         (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
@@ -217,8 +217,9 @@ class LSTMArchitecture(Architecture):
             while t >= lo:
                 tanh_c, t0 = chunks.tanh_c(t)
                 end = max(lo, t0)
+                measure = (None, None) if norms is None else norms.outputs(t, end)
                 compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, tanh_c, weight_hh,
-                                    t, end, t0, keep_projections, *(entry or (None,) * 4))
+                                    t, end, t0, keep_projections, *measure, *(entry or (None,) * 4))
                 t = end - 1
 
         scale.track(dh, dc)

@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from gradlab.models.architectures.base import (Architecture, CarryScale, StateHook, SweepGrads, diag_times,
+from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads, diag_times,
                                                no_hook, run_spans, stack_states)
 from gradlab.models.architectures.compiled import kernels
 
@@ -92,7 +92,7 @@ class SRNArchitecture(Architecture):
         return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
 
     def backward_sweep(self, tape: SRNTape, scale: CarryScale, grad_final, weight_hh,
-                       keep_projections: bool = True) -> SweepGrads:
+                       keep_projections: bool = True, norms: Optional[RowNorms] = None) -> SweepGrads:
         """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ beyond the last
         step from ``grad_final`` = (∂L/∂h_n,)."""
         explicit = scale.explicit
@@ -108,7 +108,9 @@ class SRNArchitecture(Architecture):
             torch.mm(a, weight_hh, out=carry)
 
         def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
-            compiled.srn_steps(carry, dh, da, tape.dphi, weight_hh, hi, lo, keep_projections, *(entry or (None,) * 4))
+            measure = (None, None) if norms is None else norms.outputs(hi, lo)
+            compiled.srn_steps(carry, dh, da, tape.dphi, weight_hh, hi, lo, keep_projections, *measure,
+                               *(entry or (None,) * 4))
 
         scale.track(dh)
         run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span)

@@ -37,6 +37,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <vector>
 
 namespace {
 
@@ -125,6 +127,94 @@ void check(const at::Tensor& carry, std::initializer_list<at::Tensor> others) {
   }
 }
 
+// What a span measures of each row it stores (RowNorms in base.py), while the row is in cache:
+// norms [S, 2, T, B] float64, per state s the L2 norm of the stored row ([s, 0]) and of its plain
+// value as the dtype holds it ([s, 1]); values [S, T, B, H], or none, those plain values. A plain row
+// is its own plain value; a log-domain row x̂ at scale λ has the plain value x̂·e^λ as
+// gradlab/engine/logscale.py's to_plain forms it (e^λ rounded to the dtype, 0 where the product
+// falls below the dtype's normal range, inf past it, an exact 0 kept 0), and its norm is that of
+// stable_norm (gradlab/engine/numerics.py): float32 squared in float64, float64 scaled by its largest
+// magnitude, NaN read as inf.
+template <typename scalar_t>
+struct Measure {
+  double* norms = nullptr;
+  scalar_t* values = nullptr;
+  int64_t T = 0, B = 0, H = 0;
+
+  Measure(const c10::optional<at::Tensor>& norms_, const c10::optional<at::Tensor>& values_, int64_t H_) : H(H_) {
+    if (!(norms_.has_value() && norms_->defined())) return;
+    TORCH_CHECK(norms_->scalar_type() == at::kDouble && norms_->is_contiguous() && norms_->dim() == 4 &&
+                    norms_->size(1) == 2,
+                "sweep_steps: norms must be a contiguous float64 [S, 2, T, B] tensor");
+    norms = norms_->data_ptr<double>();
+    T = norms_->size(2);
+    B = norms_->size(3);
+    if (values_.has_value() && values_->defined()) {
+      TORCH_CHECK(values_->is_contiguous() && values_->dim() == 4 && values_->size(1) == T &&
+                      values_->size(2) == B && values_->size(3) == H,
+                  "sweep_steps: values must be a contiguous [S, T, B, H] tensor");
+      values = values_->data_ptr<scalar_t>();
+    }
+  }
+
+  // The L2 norm of H values, as stable_norm takes it.
+  static double l2(const scalar_t* __restrict__ x, int64_t H) {
+    double norm = 0;
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      double sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < H; ++j) sum += static_cast<double>(x[j]) * static_cast<double>(x[j]);
+      norm = std::sqrt(sum);
+    } else {
+      double largest = 0;
+      bool nan = false;
+      for (int64_t j = 0; j < H; ++j) {
+        const double a = std::abs(static_cast<double>(x[j]));
+        nan = nan || std::isnan(a);
+        largest = std::max(largest, a);
+      }
+      if (nan) return std::numeric_limits<double>::infinity();
+      if (largest == 0 || std::isinf(largest)) return largest;
+      const double scale = std::max(largest, std::numeric_limits<double>::min());
+      double sum = 0;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < H; ++j) {
+        const double y = static_cast<double>(x[j]) / scale;
+        sum += y * y;
+      }
+      norm = scale * std::sqrt(sum);
+    }
+    return std::isnan(norm) ? std::numeric_limits<double>::infinity() : norm;
+  }
+
+  // Row x [H] of state s, stored at step t for sample b; lam: its log scale λ, or null for a plain row.
+  void row(int64_t s, int64_t t, int64_t b, const scalar_t* __restrict__ x, const double* lam) const {
+    if (norms == nullptr) return;
+    double* out = norms + (s * 2 * T + t) * B + b;  // [s, 0, t, b]; [s, 1, t, b] lies T·B further
+    const double own = l2(x, H);
+    out[0] = own;
+    if (lam == nullptr) {
+      out[T * B] = own;
+      return;
+    }
+    static thread_local std::vector<scalar_t> scratch;
+    scalar_t* __restrict__ v = values;
+    if (v != nullptr) {
+      v += ((s * T + t) * B + b) * H;
+    } else {
+      scratch.resize(H);
+      v = scratch.data();
+    }
+    const scalar_t scale = static_cast<scalar_t>(std::exp(*lam));  // exp(LOG_ZERO) is exactly 0
+    const scalar_t tiny = std::numeric_limits<scalar_t>::min();
+    for (int64_t j = 0; j < H; ++j) {
+      const scalar_t p = x[j] * scale;
+      v[j] = (x[j] == 0 || std::abs(p) < tiny) ? scalar_t(0) : p;  // never 0·inf = NaN
+    }
+    out[T * B] = l2(v, H);
+  }
+};
+
 // How each step of a span begins and ends: the carry scale's `enter` and `renormalize`.
 // explicit: ∂⁺L/∂h_t (plain) or its unit-size rows ê_t (log), [T, B, H]; explicit_log: ℓ_t [T, B];
 // log: λ [B], updated in place; steps: [T, B], the λ of each stored step (LogScale.steps).
@@ -188,6 +278,9 @@ struct Entry {
     }
   }
 
+  // The log scale of the row stored at step t for sample b (set by enter), or null for plain rows.
+  const double* scale_of(int64_t t, int64_t b) const { return logs ? steps + t * steps_st + b : nullptr; }
+
   // The explicit gradient's rows of step t for samples b0 … b1−1 into cache (see prefetch).
   void prefetch_step(int64_t t, int64_t b0, int64_t b1, int64_t H) const {
     if (!merges) return;
@@ -231,7 +324,8 @@ struct Entry {
 // steps t0 ... t0 + n − 1, [n, B, H]; dz: [T, B, 4, H] (keep) or [1, B, 4, H], contiguous.
 void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tensor dc, at::Tensor dz,
                 at::Tensor gates, at::Tensor c, at::Tensor tanh_c, at::Tensor weight_hh, int64_t hi, int64_t lo,
-                int64_t t0, bool keep, const c10::optional<at::Tensor>& explicit_,
+                int64_t t0, bool keep, const c10::optional<at::Tensor>& norms,
+                const c10::optional<at::Tensor>& values, const c10::optional<at::Tensor>& explicit_,
                 const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
                 const c10::optional<at::Tensor>& steps) {
   check(carry_h, {carry_c, dh, dc, dz, gates, c, tanh_c, weight_hh});
@@ -239,6 +333,7 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
   const int64_t B = carry_h.size(0), H = carry_h.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_steps", [&] {
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
+    const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
     scalar_t* cc = carry_c.data_ptr<scalar_t>();
@@ -272,6 +367,8 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
             zb[3 * H + j] = d * dhdo;
             cb[j] = cv * f;
           }
+          measure.row(0, t, b, dhb, entry.scale_of(t, b));
+          measure.row(1, t, b, dcb, entry.scale_of(t, b));
         }
         if (t > lo) {  // the next step's rows, fetched while the product runs
           for (int64_t b = b0; b < b1; ++b) {
@@ -296,13 +393,15 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
 // dx, dy: [T, B, 3, H] (keep) or [1, B, 3, H], contiguous.
 void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at::Tensor d_n, at::Tensor d_z,
                at::Tensor d_r, at::Tensor reset, at::Tensor keep_gate, at::Tensor weight_hh, int64_t hi, int64_t lo,
-               bool keep, const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
+               bool keep, const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
+               const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
                const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
   check(carry, {dh, dx, dy, d_n, d_z, d_r, reset, keep_gate, weight_hh});
   TORCH_CHECK(dx.is_contiguous() && dy.is_contiguous(), "gru_steps: dx and dy must be contiguous");
   const int64_t B = carry.size(0), H = carry.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "gru_steps", [&] {
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
+    const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
     scalar_t* cp = carry.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
@@ -332,6 +431,7 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
             yb[H + j] = az;
             yb[2 * H + j] = an * eb[j];
           }
+          measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
         at::mm_out(carry_rows, y.view({n, 3 * H}), weight_hh);
         for (int64_t b = b0; b < b1; ++b) {
@@ -350,7 +450,8 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
 // SRN, steps hi down to lo (eq. SRN-back):
 //   δh_t entered;  δa_t = δh_t ⊙ φ′(a_t);  carry = δa_t W_hh.   da: [T, B, H] (keep) or [1, B, H].
 void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, at::Tensor weight_hh, int64_t hi,
-               int64_t lo, bool keep, const c10::optional<at::Tensor>& explicit_,
+               int64_t lo, bool keep, const c10::optional<at::Tensor>& norms,
+               const c10::optional<at::Tensor>& values, const c10::optional<at::Tensor>& explicit_,
                const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
                const c10::optional<at::Tensor>& steps) {
   check(carry, {dh, da, dphi, weight_hh});
@@ -358,6 +459,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
   const int64_t B = carry.size(0), H = carry.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "srn_steps", [&] {
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
+    const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), P(dphi);
     scalar_t* cp = carry.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
@@ -373,6 +475,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
           scalar_t* __restrict__ ab = ap + (b - b0) * H;
           SIMD
           for (int64_t j = 0; j < H; ++j) ab[j] = hb[j] * pb[j];
+          measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
         at::mm_out(carry_rows, a, weight_hh);
         entry.renormalize({cp}, b0, b1, H);
@@ -386,14 +489,18 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
 // The entry arguments, last in every op: none for a quiet span; `explicit` for the plain scale;
 // all four for the log scale (log and steps are written).
 #define ENTRY "Tensor? explicit, Tensor? explicit_log, Tensor(f!)? log, Tensor(g!)? steps"
+// What the span measures of the rows it stores, before them (see Measure): none, or norms and values.
+#define MEASURE "Tensor(h!)? norms, Tensor(i!)? values"
 
 TORCH_LIBRARY(gradlab, m) {
   m.def("lstm_steps(Tensor(a!) carry_h, Tensor(b!) carry_c, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) dz, "
-        "Tensor gates, Tensor c, Tensor tanh_c, Tensor weight_hh, int hi, int lo, int t0, bool keep, " ENTRY ") -> ()");
+        "Tensor gates, Tensor c, Tensor tanh_c, Tensor weight_hh, int hi, int lo, int t0, bool keep, " MEASURE ", " ENTRY
+        ") -> ()");
   m.def("gru_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) dx, Tensor(d!) dy, Tensor d_n, Tensor d_z, "
-        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, int hi, int lo, bool keep, " ENTRY ") -> ()");
+        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, int hi, int lo, bool keep, " MEASURE ", " ENTRY
+        ") -> ()");
   m.def("srn_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) da, Tensor dphi, Tensor weight_hh, "
-        "int hi, int lo, bool keep, " ENTRY ") -> ()");
+        "int hi, int lo, bool keep, " MEASURE ", " ENTRY ") -> ()");
 }
 
 TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
