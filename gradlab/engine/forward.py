@@ -1,6 +1,7 @@
-"""The forward pass the backward sweeps need: every layer's and direction's tape, by torch's fused
-kernels with the tape rebuilt from their states (``gradlab/engine/fused.py``), or by the
-architecture's own eager sweep; and what the model returns, read from the tapes."""
+"""The forward pass the backward sweeps need: every layer's and direction's tape, by the
+architecture's own forward sweep (compiled, forward_steps.cpp, where available), or by torch's fused
+kernels with the tape rebuilt from their states (``gradlab/engine/fused.py``: packed batches, LSTMs
+with a projection, CUDA, no compiler); and what the model returns, read from the tapes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.engine.fused import fused_function, fused_layer
+from gradlab.models.architectures.compiled import kernels
 from gradlab.models.layout import Packing, along_time, within_length_reversal
 from gradlab.models.recurrent import RecurrentModel
 
@@ -28,9 +30,11 @@ def sweep_order(direction: int, lengths: Optional[torch.Tensor], T: int):
 def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
                   lengths: Optional[torch.Tensor] = None, dropout_masks: Optional[list] = None,
                   packing: Optional[Packing] = None, fused: bool = True):
-    """Each layer's and direction's forward (no autograd): torch's fused kernel for the layer
-    (``gradlab/engine/fused.py``) and the architecture's ``tape_from_states``, or with ``fused=False``
-    (and for the linear SRN, which torch lacks) the architecture's own eager ``forward_sweep``.
+    """Each layer's and direction's forward (no autograd): the architecture's own ``forward_sweep``
+    where its compiled steps can run (forward_steps.cpp: CPU, float32/float64, no projection), else
+    torch's fused kernel for the layer (``gradlab/engine/fused.py``) and the architecture's
+    ``tape_from_states``; with ``fused=False`` (and for the linear SRN, which torch lacks) always
+    ``forward_sweep`` (its eager steps where the compiled ones cannot run).
 
     x_tm: [T, B, I] (padded past ``lengths`` [B], if given; ``packing`` its PackedSequence structure);
     init: one [L·D, B, H] per state name; dropout_masks: the multiplier [T, B, D·H] on each layer's
@@ -41,7 +45,8 @@ def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.T
     P = model.output_size
     if packing is not None:
         lengths = packing.lengths
-    use_fused = fused and fused_function(model) is not None
+    compiled = kernels(x_tm) is not None and not model.proj_size
+    use_fused = fused and not compiled and fused_function(model) is not None
     inputs, tapes, seq = [], [], x_tm
     with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False):  # in the model's own dtype
         for k in range(model.num_layers):
@@ -52,15 +57,18 @@ def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.T
                 w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
                 extra = model.extra_weights(k, d)
                 flip = sweep_order(d, lengths, T)
-                x_proj = flip(F.linear(seq, w_ih, b_ih))
+                if arch.bias_hh_is_redundant and b_hh is not None:  # both biases in the one projection
+                    x_proj, b_hh = flip(F.linear(seq, w_ih, b_hh if b_ih is None else b_ih + b_hh)), None
+                else:
+                    x_proj = flip(F.linear(seq, w_ih, b_ih))
                 if out is None:
                     tapes.append(arch.forward_sweep(x_proj, layer_init[d], w_hh, b_hh, **extra))
                 else:
                     h = torch.cat((layer_init[d][0].unsqueeze(0), flip(out[..., d * P:(d + 1) * P])))
                     tapes.append(arch.tape_from_states(x_proj, h, layer_init[d], w_hh, b_hh, **extra))
-            if out is None:
+            if out is None:  # the layer's output as torch's packed kernels give it: zero past each length
                 outputs = [sweep_order(d, lengths, T)(tapes[k * D + d].h[1:]) for d in range(D)]
-                out = torch.cat(outputs, dim=-1) if D > 1 else outputs[0]
+                out = zero_past_lengths(torch.cat(outputs, dim=-1) if D > 1 else outputs[0], lengths)
             seq = out
             if dropout_masks is not None and k < model.num_layers - 1:
                 seq = seq * dropout_masks[k]
@@ -69,8 +77,8 @@ def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.T
 
 def outputs_of(model: RecurrentModel, tapes: list, lengths: Optional[torch.Tensor] = None):
     """What the model returns, from its tapes: (the top layer's output [T, B, D·H], time-major in
-    input order; the final state, one [L·D, B, ·] per state name, each sample's after its own last
-    step with ``lengths``)."""
+    input order, zero past each sample's length with ``lengths``; the final state, one [L·D, B, ·]
+    per state name, each sample's after its own last step with ``lengths``)."""
     L, D = model.num_layers, model.num_directions
     T, B = tapes[0].h.shape[0] - 1, tapes[0].h.shape[1]
     top = [sweep_order(d, lengths, T)(tapes[(L - 1) * D + d].h[1:]) for d in range(D)]
@@ -79,7 +87,16 @@ def outputs_of(model: RecurrentModel, tapes: list, lengths: Optional[torch.Tenso
     states = [[tape.h[1:][last, batch], *([tape.c[1:][last, batch]] if hasattr(tape, "c") else [])]
               for tape in tapes]
     finals = tuple(torch.stack([st[i] for st in states]) for i in range(len(model.state_names)))
-    return (torch.cat(top, dim=-1) if D > 1 else top[0]), finals
+    return zero_past_lengths(torch.cat(top, dim=-1) if D > 1 else top[0], lengths), finals
+
+
+def zero_past_lengths(seq: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+    """seq [T, B, F] with zeros past each sample's length [B] (where a packed batch has no state), as
+    torch's ``pad_packed_sequence`` gives a packed output; seq itself without lengths."""
+    if lengths is None:
+        return seq
+    valid = torch.arange(seq.shape[0], device=seq.device).unsqueeze(1) < lengths.to(seq.device).unsqueeze(0)
+    return seq.masked_fill(~valid.unsqueeze(-1), 0)
 
 
 def check_dropout(model: RecurrentModel, dropout_masks: Optional[list], caller: str,

@@ -213,7 +213,8 @@ class Architecture(ABC):
     @abstractmethod
     def forward_sweep(self, x_proj: torch.Tensor, state: tuple[torch.Tensor, ...], weight_hh: torch.Tensor,
                       bias_hh: Optional[torch.Tensor]) -> Tape:
-        """All T steps of one layer under no_grad, into preallocated buffers. x_proj: [T, B, G·H]."""
+        """All T steps of one layer under no_grad, into preallocated buffers. x_proj: [T, B, G·H], the
+        caller's own (the tape may be formed in its buffer)."""
 
     @abstractmethod
     def tape_from_states(self, x_proj: torch.Tensor, h: torch.Tensor, state: tuple[torch.Tensor, ...],

@@ -1,13 +1,14 @@
-"""The compiled steps of the backward sweeps (``sweep_steps.cpp``), built once and cached.
+"""The compiled steps of the sweeps (``forward_steps.cpp``, ``sweep_steps.cpp``), built once and cached.
 
-A backward sweep's step is the same few elementwise products and one recurrent matrix product for
-every step; eagerly that is half a dozen torch kernels and their Python dispatch a step.
-``sweep_steps.cpp`` runs a whole span of steps in one call, with the same arithmetic in the same
-order: the *quiet* spans (nothing merges into the carry, nothing rescales it) and the *entered*
+A sweep's step is the same few elementwise operations and one recurrent matrix product for every
+step; eagerly that is half a dozen torch kernels and their Python dispatch a step.
+``sweep_steps.cpp`` runs a whole span of backward steps in one call, with the same arithmetic in the
+same order: the *quiet* spans (nothing merges into the carry, nothing rescales it) and the *entered*
 ones (the explicit gradient merged into the carry at every step, by the plain or the log-domain
-scale, and the log-domain carry rescaled after each). Each architecture's eager ``after_entering``
-step and the scales' ``enter`` and ``renormalize`` are its reference, and
-tests/engine/test_compiled.py holds them to each other.
+scale, and the log-domain carry rescaled after each), measuring each row it stores.
+``forward_steps.cpp`` runs a layer's whole forward sweep, keeping its tape. Each architecture's eager
+steps (``forward_sweep``, ``after_entering``) and the scales' ``enter`` and ``renormalize`` are their
+reference, and tests/engine/test_compiled.py and test_forward_steps.py hold them to each other.
 
 The source is compiled with torch's own extension builder the first time it is needed (about
 20 s, a C++ compiler and ninja required) and cached under ``$GRADLAB_CACHE_DIR`` (default
@@ -38,11 +39,17 @@ from typing import Optional
 
 import torch
 
-SOURCE = Path(__file__).with_name("sweep_steps.cpp")
+HERE = Path(__file__).parent
+#: The library's sources, and the headers they share (all part of the cache key).
+SOURCES = [HERE / "sweep_steps.cpp", HERE / "forward_steps.cpp"]
+HEADERS = [HERE / "steps.h", HERE / "activations.h"]
 NAME = "gradlab_sweep_steps"
 #: -ffp-contract=off: no fused multiply-adds the eager kernels do not use, so both paths round alike;
-#: -fopenmp-simd: the loops marked ``omp simd`` are vectorised (no OpenMP runtime needed for that).
-FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp-simd"]
+#: -fopenmp-simd: the loops marked ``omp simd`` are vectorised (no OpenMP runtime needed for that);
+#: -fno-trapping-math: no value changes, but a select between two computed floats may be vectorised (without
+#: it gcc keeps the loops over the nonlinearities' clamps and branches, activations.h, scalar: "control flow
+#: in loop").
+FLAGS = ["-O3", "-ffp-contract=off", "-fopenmp-simd", "-fno-trapping-math"]
 #: What the parallel region needs, where :func:`shares_torch_openmp`.
 OPENMP = ["-fopenmp"]
 DTYPES = (torch.float32, torch.float64)
@@ -76,7 +83,7 @@ def build_flags() -> list[str]:
 
 def library_path() -> Path:
     """The cached library for this source, torch build, platform and flags."""
-    parts = [SOURCE.read_text(), torch.__version__, str(torch.version.git_version), sys.platform, platform.machine(),
+    parts = [f.read_text() for f in SOURCES + HEADERS] + [torch.__version__, str(torch.version.git_version), sys.platform, platform.machine(),
              " ".join(build_flags())]
     key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
     return cache_dir() / "kernels" / key / f"{NAME}.so"
@@ -127,7 +134,8 @@ def _compile(path: Path, flags: list[str]) -> None:
         if shutil.which("ninja") is None:  # the ninja wheel's binary, where its venv's bin is not on PATH
             import ninja
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + search
-        cpp_extension.load(name=NAME, sources=[str(SOURCE)], extra_cflags=flags,
+        cpp_extension.load(name=NAME, sources=[str(f) for f in SOURCES], extra_cflags=flags,
+                           extra_include_paths=[str(HERE)],
                            extra_ldflags=[f for f in flags if f in OPENMP], build_directory=str(build),
                            is_python_module=False, verbose=False)  # also loads it into this process
         os.replace(build / f"{NAME}.so", path)

@@ -86,10 +86,15 @@ class GRUArchitecture(Architecture):
         return (hook("h", gru_update(z, n, h)),)
 
     def forward_sweep(self, x_proj, state, weight_hh, bias_hh) -> GRUTape:
-        """All steps, keeping h_t, r, z, n and m. x_proj: [T, B, 3H]; state: (h_0 [B, H],)."""
+        """All steps, keeping h_t, r, z, n and m. x_proj: [T, B, 3H]; state: (h_0 [B, H],).
+        Compiled (forward_steps.cpp) where available, else step by step."""
         T, B, H3 = x_proj.shape
         h = stack_states(state[0], T)
         gates = x_proj.new_empty(T, B, 4 * H3 // 3)
+        compiled = kernels(x_proj)
+        if compiled is not None:
+            compiled.gru_forward(gates, h, x_proj.contiguous(), weight_hh.contiguous(), bias_hh)
+            return GRUTape(h, gates)
         for t in range(T):
             _, z, n, _ = gru_gates(x_proj[t], h[t], weight_hh, bias_hh, out=gates[t])
             gru_update(z, n, h[t], out=h[t + 1])

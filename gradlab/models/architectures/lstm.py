@@ -130,12 +130,18 @@ class LSTMArchitecture(Architecture):
         return hook("h", m if weight_hr is None else F.linear(m, weight_hr)), c  # eq. (LSTM-proj)
 
     def forward_sweep(self, x_proj, state, weight_hh, bias_hh, weight_hr=None) -> LSTMTape:
-        """All steps, keeping h_t, c_t and the gates. x_proj: [T, B, 4H]; state: (h_0 [B, P], c_0 [B, H])."""
+        """All steps, keeping h_t, c_t and the gates. x_proj: [T, B, 4H]; state: (h_0 [B, P], c_0 [B, H]).
+        Compiled (forward_steps.cpp) where available and without a projection, else step by step."""
         T = x_proj.shape[0]
         h, c = stack_states(state[0], T), stack_states(state[1], T)
+        compiled = kernels(x_proj) if weight_hr is None else None
+        if compiled is not None:  # the gates formed in x_proj's buffer, with b_hh added once for all steps
+            gates = x_proj.contiguous() if bias_hh is None else x_proj.add_(bias_hh).contiguous()
+            compiled.lstm_forward(gates, h, c, weight_hh.contiguous())
+            return LSTMTape(h, c, gates)
+        x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
         gates = torch.empty_like(x_proj)
         m = None if weight_hr is None else c.new_empty(c.shape[1:])
-        x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
         for t in range(T):
             i, f, g, o = lstm_gates(x_proj[t], h[t], weight_hh, None, out=gates[t])
             lstm_cell(i, f, g, c[t], out=c[t + 1])

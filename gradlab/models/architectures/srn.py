@@ -79,10 +79,15 @@ class SRNArchitecture(Architecture):
         return (hook("h", srn_step(x_proj, state[0], weight_hh, bias_hh, self.nonlinearity)),)
 
     def forward_sweep(self, x_proj, state, weight_hh, bias_hh) -> SRNTape:
-        """Eq. (SRN) for all steps, keeping h_t. x_proj: [T, B, H]; state: (h_0 [B, H],)."""
+        """Eq. (SRN) for all steps, keeping h_t. x_proj: [T, B, H]; state: (h_0 [B, H],).
+        Compiled (forward_steps.cpp) where available, else step by step."""
         T = x_proj.shape[0]
         h = stack_states(state[0], T)
         x_proj = x_proj if bias_hh is None else x_proj + bias_hh  # b_hh added once for all steps
+        compiled = kernels(x_proj)
+        if compiled is not None:
+            compiled.srn_forward(h, x_proj.contiguous(), weight_hh.contiguous(), NONLINEARITIES.index(self.nonlinearity))
+            return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
         for t in range(T):
             srn_step(x_proj[t], h[t], weight_hh, None, self.nonlinearity, out=h[t + 1])
         return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))

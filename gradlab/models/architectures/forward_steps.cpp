@@ -1,0 +1,231 @@
+// The forward sweeps, compiled: all T steps of one layer and direction in one call, keeping what the
+// backward sweep needs (the tape), with the arithmetic of the eager steps in lstm.py, gru.py and srn.py
+// (eqs. LSTM-gates, LSTM-cell, LSTM-hidden; GRU-gates, GRU-update; SRN in docs/models.md), in their
+// order. Per step and slice of the batch: one recurrent product (at::addmm) and one vectorised pass
+// for the nonlinearities (activations.h) and the state update, instead of a fused forward followed by
+// the tape rebuilt from its states (a second recurrent product over all steps). Loaded by compiled.py;
+// tests/engine/test_forward_steps.py holds every kernel to its eager twin.
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include "activations.h"
+#include "steps.h"
+
+// The rows' elementwise work is compiled for the widest vector units the processor has, chosen when
+// the library loads (GCC/Clang function clones on x86-64 Linux): each lane does the same IEEE
+// operations in the same order (no contraction), so every width gives the same values.
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define GRADLAB_WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef GRADLAB_WIDEST_VECTORS
+#define GRADLAB_WIDEST_VECTORS
+#endif
+
+namespace {
+
+using gradlab_steps::over_batch;
+using gradlab_steps::sigmoid_of;
+using gradlab_steps::tanh_of;
+
+// LSTM, n rows: z [n, 4H] the pre-activations, overwritten by i, f, g, o; c_{t−1} [n, H] → c_t, h_t.
+template <typename T>
+GRADLAB_ALWAYS_INLINE void lstm_rows_of(T* __restrict__ z, const T* __restrict__ before,
+                                                        T* __restrict__ cell, T* __restrict__ hidden, int64_t n,
+                                                        int64_t H) {
+  for (int64_t b = 0; b < n; ++b) {
+    T* __restrict__ zi = z + b * 4 * H;  // the four gate blocks of the row, disjoint
+    T* __restrict__ zf = zi + H;
+    T* __restrict__ zg = zi + 2 * H;
+    T* __restrict__ zo = zi + 3 * H;
+    const T* __restrict__ c0 = before + b * H;
+    T* __restrict__ c1 = cell + b * H;
+    T* __restrict__ h1 = hidden + b * H;
+    GRADLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = sigmoid_of(zi[j]), f = sigmoid_of(zf[j]), g = tanh_of(zg[j]), o = sigmoid_of(zo[j]);
+      zi[j] = i;
+      zf[j] = f;
+      zg[j] = g;
+      zo[j] = o;
+      const T cv = f * c0[j] + i * g;
+      c1[j] = cv;
+      h1[j] = tanh_of(cv) * o;
+    }
+  }
+}
+GRADLAB_WIDEST_VECTORS void lstm_rows(float* z, const float* before, float* cell, float* hidden, int64_t n, int64_t H) {
+  lstm_rows_of(z, before, cell, hidden, n, H);
+}
+GRADLAB_WIDEST_VECTORS void lstm_rows(double* z, const double* before, double* cell, double* hidden, int64_t n, int64_t H) {
+  lstm_rows_of(z, before, cell, hidden, n, H);
+}
+
+// GRU, n rows: y [n, 3H] = h_{t−1} W_hhᵀ + b_hh, x [n, 3H] = x_t W_ihᵀ + b_ih, h_{t−1} [n, H] → gates
+// [n, 4H] (r, z, n, m) and h_t [n, H].
+template <typename T>
+GRADLAB_ALWAYS_INLINE void gru_rows_of(const T* __restrict__ y, const T* __restrict__ x,
+                                                       const T* __restrict__ before, T* __restrict__ gates,
+                                                       T* __restrict__ after, int64_t n, int64_t H) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T* __restrict__ yr = y + b * 3 * H;  // y's and x's r, z, n blocks, the gates' r, z, n, m blocks
+    const T* __restrict__ yz = yr + H;
+    const T* __restrict__ yn = yr + 2 * H;
+    const T* __restrict__ xr = x + b * 3 * H;
+    const T* __restrict__ xz = xr + H;
+    const T* __restrict__ xn = xr + 2 * H;
+    T* __restrict__ gr = gates + b * 4 * H;
+    T* __restrict__ gz = gr + H;
+    T* __restrict__ gn = gr + 2 * H;
+    T* __restrict__ gm = gr + 3 * H;
+    const T* __restrict__ h0 = before + b * H;
+    T* __restrict__ h1 = after + b * H;
+    GRADLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T m = yn[j];
+      const T r = sigmoid_of(yr[j] + xr[j]);
+      const T z = sigmoid_of(yz[j] + xz[j]);
+      const T nv = tanh_of(xn[j] + r * m);
+      gr[j] = r;
+      gz[j] = z;
+      gn[j] = nv;
+      gm[j] = m;
+      h1[j] = (h0[j] - nv) * z + nv;
+    }
+  }
+}
+GRADLAB_WIDEST_VECTORS void gru_rows(const float* y, const float* x, const float* before, float* gates, float* after,
+                             int64_t n, int64_t H) {
+  gru_rows_of(y, x, before, gates, after, n, H);
+}
+GRADLAB_WIDEST_VECTORS void gru_rows(const double* y, const double* x, const double* before, double* gates, double* after,
+                             int64_t n, int64_t H) {
+  gru_rows_of(y, x, before, gates, after, n, H);
+}
+
+// tanh of `count` values in place.
+template <typename T>
+GRADLAB_ALWAYS_INLINE void tanh_rows_of(T* __restrict__ a, int64_t count) {
+  GRADLAB_SIMD
+  for (int64_t j = 0; j < count; ++j) a[j] = tanh_of(a[j]);
+}
+GRADLAB_WIDEST_VECTORS void tanh_rows(float* a, int64_t count) { tanh_rows_of(a, count); }
+GRADLAB_WIDEST_VECTORS void tanh_rows(double* a, int64_t count) { tanh_rows_of(a, count); }
+
+void check_forward(const at::Tensor& h, std::initializer_list<at::Tensor> others) {
+  TORCH_CHECK(h.device().is_cpu() && h.is_contiguous() && h.dim() == 3,
+              "forward_steps: h must be a contiguous [T+1, B, H] CPU tensor");
+  for (const auto& x : others) {
+    TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == h.scalar_type() && x.is_contiguous(),
+                "forward_steps: every tensor must be a contiguous CPU tensor in h's dtype");
+  }
+}
+
+// LSTM: gates [T, B, 4H] holds x_t W_ihᵀ + b_ih + b_hh on entry and the activated gates i, f, g, o on
+// exit; h, c [T+1, B, H] with row 0 the initial state, rows 1 … T written:
+//   z = gates_t + h_{t−1} W_hhᵀ;  i, f, o = σ(z), g = tanh(z);  c_t = f c_{t−1} + i g;  h_t = o tanh c_t.
+void lstm_forward(at::Tensor gates, at::Tensor h, at::Tensor c, at::Tensor weight_hh) {
+  check_forward(h, {gates, c, weight_hh});
+  const int64_t T = gates.size(0), B = gates.size(1), H = h.size(2);
+  const at::Tensor w = weight_hh.t();  // [H, 4H]
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lstm_forward", [&] {
+    over_batch(B, false, [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      for (int64_t t = 0; t < T; ++t) {
+        at::Tensor z = gates.select(0, t).narrow(0, b0, n);  // [n, 4H]
+        z.addmm_(h.select(0, t).narrow(0, b0, n), w);
+        lstm_rows(z.data_ptr<scalar_t>(), c.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
+                  c.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(),
+                  h.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(), n, H);
+      }
+    });
+  });
+}
+
+// GRU (torch's form): x_proj [T, B, 3H] = x_t W_ihᵀ + b_ih; gates [T, B, 4H] receives r, z, n and
+// m = h_{t−1} W_hnᵀ + b_hn; h [T+1, B, H] with row 0 the initial state:
+//   y = h_{t−1} W_hhᵀ + b_hh;  r, z = σ(x_{r,z} + y_{r,z});  n = tanh(x_n + r m);  h_t = (h_{t−1} − n) z + n.
+void gru_forward(at::Tensor gates, at::Tensor h, at::Tensor x_proj, at::Tensor weight_hh,
+                 const c10::optional<at::Tensor>& bias_hh) {
+  check_forward(h, {gates, x_proj, weight_hh});
+  const int64_t T = gates.size(0), B = gates.size(1), H = h.size(2);
+  const at::Tensor w = weight_hh.t();  // [H, 3H]
+  const bool has_bias = bias_hh.has_value() && bias_hh->defined();
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_forward", [&] {
+    over_batch(B, false, [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      at::Tensor y = at::empty({n, 3 * H}, h.options());
+      for (int64_t t = 0; t < T; ++t) {
+        const at::Tensor before = h.select(0, t).narrow(0, b0, n);
+        if (has_bias) {
+          at::addmm_out(y, *bias_hh, before, w);
+        } else {
+          at::mm_out(y, before, w);
+        }
+        gru_rows(y.data_ptr<scalar_t>(), x_proj.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
+                 before.data_ptr<scalar_t>(), gates.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
+                 h.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(), n, H);
+      }
+    });
+  });
+}
+
+// SRN: x_proj [T, B, H] = x_t W_ihᵀ + b_ih + b_hh; h [T+1, B, H] with row 0 the initial state:
+//   h_t = φ(x_proj_t + h_{t−1} W_hhᵀ),  φ: 0 tanh, 1 relu, 2 the identity.
+void srn_forward(at::Tensor h, at::Tensor x_proj, at::Tensor weight_hh, int64_t nonlinearity) {
+  check_forward(h, {x_proj, weight_hh});
+  TORCH_CHECK(nonlinearity >= 0 && nonlinearity <= 2, "srn_forward: nonlinearity is 0 (tanh), 1 (relu) or 2 (linear)");
+  const int64_t T = x_proj.size(0), B = x_proj.size(1), H = h.size(2);
+  const at::Tensor w = weight_hh.t();
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "srn_forward", [&] {
+    over_batch(B, false, [&](int64_t b0, int64_t b1) {
+      const int64_t n = b1 - b0;
+      for (int64_t t = 0; t < T; ++t) {
+        at::Tensor out = h.select(0, t + 1).narrow(0, b0, n);
+        at::addmm_out(out, x_proj.select(0, t).narrow(0, b0, n), h.select(0, t).narrow(0, b0, n), w);
+        scalar_t* __restrict__ a = out.data_ptr<scalar_t>();
+        if (nonlinearity == 0) {
+          tanh_rows(a, n * H);
+        } else if (nonlinearity == 1) {
+          GRADLAB_SIMD
+          for (int64_t j = 0; j < n * H; ++j) a[j] = a[j] > 0 ? a[j] : scalar_t(0);
+        }
+      }
+    });
+  });
+}
+
+// The nonlinearities of activations.h applied to x, for their tests: 0 e^x, 1 e^x − 1, 2 σ, 3 tanh.
+at::Tensor activation(const at::Tensor& x, int64_t kind) {
+  TORCH_CHECK(x.device().is_cpu() && kind >= 0 && kind <= 3, "activation: a CPU tensor and kind 0 … 3");
+  at::Tensor in = x.contiguous(), out = at::empty_like(in);
+  AT_DISPATCH_FLOATING_TYPES(in.scalar_type(), "activation", [&] {
+    const scalar_t* p = in.data_ptr<scalar_t>();
+    scalar_t* q = out.data_ptr<scalar_t>();
+    for (int64_t j = 0; j < in.numel(); ++j) {
+      q[j] = kind == 0   ? gradlab_steps::exp_of(p[j])
+             : kind == 1 ? gradlab_steps::expm1_of(p[j])
+             : kind == 2 ? sigmoid_of(p[j])
+                         : tanh_of(p[j]);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(gradlab, m) {
+  m.def("lstm_forward(Tensor(a!) gates, Tensor(b!) h, Tensor(c!) c, Tensor weight_hh) -> ()");
+  m.def("gru_forward(Tensor(a!) gates, Tensor(b!) h, Tensor x_proj, Tensor weight_hh, Tensor? bias_hh) -> ()");
+  m.def("srn_forward(Tensor(a!) h, Tensor x_proj, Tensor weight_hh, int nonlinearity) -> ()");
+  m.def("activation(Tensor x, int kind) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
+  m.impl("lstm_forward", &lstm_forward);
+  m.impl("gru_forward", &gru_forward);
+  m.impl("srn_forward", &srn_forward);
+  m.impl("activation", &activation);
+}
