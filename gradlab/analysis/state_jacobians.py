@@ -47,7 +47,7 @@ def state_jacobians(model: RecurrentModel, xs: torch.Tensor, s: torch.Tensor) ->
     if model.bidirectional:
         raise ValueError("a bidirectional model has no one-step state map (its reverse direction reads the future); "
                          "state Jacobians, Lyapunov exponents and Jacobian spectra are defined per direction only")
-    if model.num_layers == 1:  # the engine's forward (torch's fused kernel, the tape rebuilt), then (JAC-*)
+    if model.num_layers == 1:  # the engine's forward with its tape (forward_tapes), then (JAC-*)
         init = tuple(part.unsqueeze(0) for part in s.reshape(s.shape[0], -1, model.hidden_size).unbind(1))
         with torch.no_grad():
             (tape,) = forward_tapes(model, xs, init)[1]

@@ -1,8 +1,9 @@
 """record(): one recorded forward and backward pass; trace_of_run(): the Trace of a forward that
 already ran elsewhere, from the gradients that reached its outputs (what ``gradlab.watch`` uses).
 
-Both run the one engine of ``gradlab/engine/bptt.py``: torch's fused forward layer by layer with
-the tape rebuilt from its states, then one hand-derived backward sweep per layer and direction (in
+Both run the one engine of ``gradlab/engine/bptt.py``: the forward tapes (compiled forward sweeps, or
+torch's fused forward with the tape rebuilt from its states), then one hand-derived backward sweep
+per layer and direction (in
 the log domain by default, giving the plain norms, the log10 norms and the tensors at once). Which
 engine ran is said in ``trace.meta["engine"]``.
 """
@@ -144,8 +145,8 @@ def record(
         is exact where the plain norms under- or overflow; the plain norms and tensors come from the
         same sweep. False: a plain sweep, no log10 norms.
 
-    One pass (``gradlab/engine/bptt.py``): torch's fused forward, layer by layer, with the tape
-    rebuilt from its states; autograd only for ∂L/∂output and ∂L/∂(final state) through ``loss_fn``;
+    One pass (``gradlab/engine/bptt.py``): the forward with its tapes, layer by layer (compiled, or
+    torch's fused forward with the tape rebuilt from its states); autograd only for ∂L/∂output and ∂L/∂(final state) through ``loss_fn``;
     then one hand-derived backward sweep per layer and direction. Parameter ``.grad`` are untouched.
     A model with dropout between layers in training mode draws its masks as its own forward would
     (from torch's generator); call ``model.eval()`` for a record without them.
@@ -182,7 +183,7 @@ def record(
     trace.loss = float(loss.detach())
     if not log_domain:
         trace.log10_norms = trace.explicit_log10_norms = None
-    trace.meta["engine"] = ("gradlab.record: torch's fused forward, autograd for dL/doutput only, one hand-derived "
+    trace.meta["engine"] = ("gradlab.record: the forward with its tapes, autograd for dL/doutput only, one hand-derived "
                             "backward sweep" + (" in the log domain (plain norms, log10 norms and tensors from it)"
                                                 if log_domain else " (plain)"))
     return trace

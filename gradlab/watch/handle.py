@@ -26,8 +26,9 @@ from gradlab.watch.steps import StepTraces
 
 WATCHED = (nn.RNN, nn.LSTM, nn.GRU, RecurrentModel)
 ENGINE = ("gradlab.watch: the fused forward as it ran; the gradients reaching its outputs; the layers recomputed "
-          "by torch's fused kernels with their tapes rebuilt, and hand-derived sweeps in the log domain (the total "
-          "gradients, and the distance sweep seeded at each sample's last step)")
+          "with their tapes (compiled forward sweeps, or torch's fused kernels with the tapes rebuilt), checked "
+          "against the output that ran, and hand-derived sweeps in the log domain (the total gradients, and the "
+          "distance sweep seeded at each sample's last step)")
 PENDING = object()  # a recorded call whose backward pass has not come through yet
 
 

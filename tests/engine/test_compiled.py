@@ -231,7 +231,12 @@ def test_the_cache_key_follows_the_source(monkeypatch, tmp_path):
     assert first.is_relative_to(tmp_path) and first.name == f"{compiled.NAME}.so"
     source = tmp_path / "sweep_steps.cpp"
     source.write_text(compiled.SOURCES[0].read_text() + "\n// changed\n")
-    monkeypatch.setattr(compiled, "SOURCES", [source, *compiled.SOURCES[1:]])
+    with monkeypatch.context() as changed:
+        changed.setattr(compiled, "SOURCES", [source, *compiled.SOURCES[1:]])
+        assert compiled.library_path() != first
+    header = tmp_path / "activations.h"
+    header.write_text(compiled.HEADERS[-1].read_text() + "\n// changed\n")
+    monkeypatch.setattr(compiled, "HEADERS", [*compiled.HEADERS[:-1], header])
     assert compiled.library_path() != first
 
 

@@ -10,11 +10,12 @@ scale, and the log-domain carry rescaled after each), measuring each row it stor
 steps (``forward_sweep``, ``after_entering``) and the scales' ``enter`` and ``renormalize`` are their
 reference, and tests/engine/test_compiled.py and test_forward_steps.py hold them to each other.
 
-The source is compiled with torch's own extension builder the first time it is needed (about
-20 s, a C++ compiler and ninja required) and cached under ``$GRADLAB_CACHE_DIR`` (default
-``~/.cache/gradlab``), keyed by the source, torch's version and the platform; later processes load
-the cached library in about a millisecond. Without a compiler, or with ``GRADLAB_COMPILED=0``,
-the sweeps run the eager steps, with the same results: a warning says so once per process.
+The sources are compiled with torch's own extension builder the first time they are needed (about
+15 s on two cores, a C++ compiler and ninja required) and cached under ``$GRADLAB_CACHE_DIR``
+(default ``~/.cache/gradlab``), keyed by the sources and headers, torch's version, the platform and
+the build flags; later processes load the cached library in about a millisecond. Without a compiler,
+or with ``GRADLAB_COMPILED=0``, the sweeps run the eager steps, with the same results: a warning says
+so once per process.
 
 A span runs as slices of the batch on torch's intra-op threads (``at::parallel_for``). That needs
 OpenMP in the build, and only helps if the library's OpenMP is the very libgomp torch runs its pool
@@ -112,7 +113,7 @@ def _build(path: Path) -> None:
     """Compile the source, then move the library into the cache whole (another process building at
     the same time only replaces it with the same file). A compiler that cannot build OpenMP gets a
     second try without it (the slices then run one after another)."""
-    print(f"gradlab: compiling the backward sweep's steps once (about 20 s), cached in {path.parent}",
+    print(f"gradlab: compiling the sweeps' steps once (about 15 s), cached in {path.parent}",
           file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     flags = build_flags()
