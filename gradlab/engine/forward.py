@@ -1,7 +1,7 @@
 """The forward pass the backward sweeps need: every layer's and direction's tape, by the
 architecture's own forward sweep (compiled, forward_steps.cpp, where available), or by torch's fused
-kernels with the tape rebuilt from their states (``gradlab/engine/fused.py``: packed batches, LSTMs
-with a projection, CUDA, no compiler); and what the model returns, read from the tapes."""
+kernels with the tape rebuilt from their states (``gradlab/engine/fused.py``: LSTMs with a projection,
+CUDA, no compiler); and what the model returns, read from the tapes."""
 
 from __future__ import annotations
 

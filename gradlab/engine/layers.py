@@ -39,9 +39,10 @@ def split_through(logged: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor)
 class LayerSweep:
     """One layer's backward sweep as the driver keeps it, time-major, plain values.
 
-    dh, dc: [T, B, H] (dc None without a cell state); norm_dh, norm_dc: their norms [T, B] float64
-    (of the plain values); log10_dh, log10_dc: [T, B] float64 (exact in the log domain);
-    explicit: [T, B, H] ∂⁺L/∂h_t of this layer; norm_explicit, log10_explicit: [T, B] float64;
+    dh, dc: [T, B, H] (dc None without a cell state; both None where the sweep was asked not to keep
+    them); norm_dh, norm_dc: their norms [T, B] float64 (of the plain values); log10_dh, log10_dc:
+    [T, B] float64 (exact in the log domain); explicit: [T, B, H] ∂⁺L/∂h_t of this layer (None where not
+    kept); norm_explicit, log10_explicit: [T, B] float64;
     params: this layer's parameter gradients by torch's names;
     grad_initial: the gradient on the layer's initial state — a tuple of [B, H], or in the log
     domain (unit-size parts, log scale [B]).
