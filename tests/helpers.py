@@ -70,3 +70,31 @@ def sweep_inputs(model, T, B, loss, dtype, seed=3):
     parts = [torch.randn(D * model.num_layers, B, model.output_size if name == "h" else model.hidden_size,
                          generator=gen, dtype=dtype) for name in model.state_names]
     return x, g, parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def counted_kernels(monkeypatch):
+    """Make every architecture's compiled steps (forward and backward) count their calls; returns the
+    counts by op name."""
+    from gradlab.models.architectures import compiled, gru, lstm, srn
+
+    calls: dict[str, int] = {}
+
+    class Counting:
+        def __init__(self, ops):
+            self.ops = ops
+
+        def __getattr__(self, name):
+            op = getattr(self.ops, name)
+
+            def call(*args):
+                calls[name] = calls.get(name, 0) + 1
+                return op(*args)
+            return call
+
+    def counting(like):
+        ops = compiled.kernels(like)
+        return None if ops is None else Counting(ops)
+
+    for module in (lstm, gru, srn):
+        monkeypatch.setattr(module, "kernels", counting)
+    return calls

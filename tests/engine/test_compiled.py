@@ -14,37 +14,12 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import gradlab
 from gradlab.engine import logscale
-from gradlab.models.architectures import compiled, gru, lstm, srn
-from helpers import MODEL_CONFIGS, MODEL_IDS, assert_close_per_step, make_model, sweep_inputs
+from gradlab.models.architectures import compiled
+from helpers import MODEL_CONFIGS, MODEL_IDS, assert_close_per_step, counted_kernels, make_model, sweep_inputs
 
 CONFIGS = MODEL_CONFIGS + [("lstm", {"proj_size": 3})]  # the projected LSTM runs eager steps both times
 IDS = MODEL_IDS + ["lstm-proj"]
 HAS_TOOLCHAIN = shutil.which("c++") is not None
-
-
-def counted_kernels(monkeypatch):
-    """Make every architecture's sweep count its compiled calls; returns the counts by op name."""
-    calls: dict[str, int] = {}
-
-    class Counting:
-        def __init__(self, ops):
-            self.ops = ops
-
-        def __getattr__(self, name):
-            op = getattr(self.ops, name)
-
-            def call(*args):
-                calls[name] = calls.get(name, 0) + 1
-                return op(*args)
-            return call
-
-    def counting(like):
-        ops = compiled.kernels(like)
-        return None if ops is None else Counting(ops)
-
-    for module in (lstm, gru, srn):
-        monkeypatch.setattr(module, "kernels", counting)
-    return calls
 
 
 def both_ways(run, monkeypatch):

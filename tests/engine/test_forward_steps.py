@@ -10,8 +10,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import gradlab
 from gradlab.engine.forward import forward_tapes
-from gradlab.models.architectures import compiled
 from gradlab.models.recurrent import MODEL_CLASSES
+from helpers import counted_kernels
 
 pytestmark = pytest.mark.skipif(shutil.which("c++") is None, reason="no C++ compiler")
 CONFIGS = [("srn", {"nonlinearity": "tanh"}), ("srn", {"nonlinearity": "relu"}), ("srn", {"nonlinearity": "linear"}),
@@ -48,33 +48,12 @@ def fields(a, b, valid):
             yield field, getattr(a, field) * rows, getattr(b, field) * rows
 
 
-def counted(monkeypatch) -> dict:
-    """Count the compiled forward calls by op name."""
-    calls: dict[str, int] = {}
-    real = compiled.kernels
-
-    class Counting:
-        def __init__(self, ops):
-            self.ops = ops
-
-        def __getattr__(self, name):
-            def call(*args):
-                calls[name] = calls.get(name, 0) + 1
-                return getattr(self.ops, name)(*args)
-            return call
-
-    for module in ("lstm", "gru", "srn"):
-        monkeypatch.setattr(f"gradlab.models.architectures.{module}.kernels",
-                            lambda like: None if real(like) is None else Counting(real(like)))
-    return calls
-
-
 @pytest.mark.parametrize("kind,kwargs", CONFIGS, ids=IDS)
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
 def test_the_compiled_forward_equals_the_eager_steps_in_float64(kind, kwargs, bidirectional, packed, monkeypatch):
     model, x_tm, state, packing, valid = problem(kind, kwargs, bidirectional, packed, torch.float64)
-    calls = counted(monkeypatch)
+    calls = counted_kernels(monkeypatch)
     fast = tapes(model, x_tm, state, packing, monkeypatch, True)
     assert calls == {f"{kind}_forward": 2 * model.num_directions}  # every layer and direction, compiled
     eager = tapes(model, x_tm, state, packing, monkeypatch, False)
@@ -106,7 +85,7 @@ def test_record_runs_the_compiled_forward_and_matches_torchs_output(monkeypatch)
     module = torch.nn.LSTM(4, 16, num_layers=2)
     x = torch.randn(80, 3, 4)
     seen = []
-    calls = counted(monkeypatch)
+    calls = counted_kernels(monkeypatch)
     fast = gradlab.record(module, x, lambda out: seen.append(out.detach()) or out[-1].pow(2).sum(), full=True)
     assert calls["lstm_forward"] == 2  # both layers' forward compiled (and their backward sweeps)
     torch.testing.assert_close(seen[0], module(x)[0].detach(), rtol=0, atol=1e-6)
