@@ -15,7 +15,7 @@ from gradlab.engine.logscale import (LOG_ZERO, LogScale, PlainScale, add_logs, l
                                      to_plain)
 from gradlab.engine.numerics import stable_norm
 from gradlab.engine.params import log_domain_parameter_grads, parameter_grads
-from gradlab.models.architectures import RowNorms
+from gradlab.models.architectures import RowNorms, first_steps
 from gradlab.models.recurrent import RecurrentModel
 
 #: What the driver keeps of one state's or the explicit gradient's rows: (plain values [T, B, W], or
@@ -33,6 +33,37 @@ def split_through(logged: tuple[torch.Tensor, torch.Tensor], mask: torch.Tensor)
     """A log-domain gradient (x̂ [T, B, F], log [T, B]) times ``mask`` [T, B, F], back in that form."""
     hat, log = split_log(logged[0] * mask)
     return hat, torch.where(log <= LOG_ZERO / 2, log, log + logged[1])
+
+
+def carries_gradient(final, log_domain: bool) -> bool:
+    """Whether a direction's final-state gradient (plain parts, or (parts, log [B])) is nonzero anywhere."""
+    if log_domain:
+        return bool((final[1] > LOG_ZERO / 2).any())
+    return any(bool(part.ne(0).any()) for part in final)
+
+
+def last_active(active: torch.Tensor) -> int:
+    """The last step (in swept order) of ``active`` [T] bool that is True; 0 when none is."""
+    steps = active.nonzero()
+    return int(steps[-1]) if steps.numel() else 0
+
+
+class padding:
+    """What a sweep of the first n of T steps returns, padded to T steps with the later steps' exact
+    values: gradients 0, norms 0, log10 norms −inf, log scales LOG_ZERO. ``pad(v, fill)``: v [n, …] →
+    [T, …] (None stays None); ``pad.rows``: a :data:`Rows` triple."""
+
+    def __init__(self, T: int, n: int) -> None:
+        self.T, self.n = T, n
+
+    def __call__(self, v: Optional[torch.Tensor], fill: float) -> Optional[torch.Tensor]:
+        if v is None or self.n == self.T:
+            return v
+        return torch.cat((v, v.new_full((self.T - self.n,) + tuple(v.shape[1:]), fill)))
+
+    def rows(self, rows: "Rows") -> "Rows":
+        values, norm, log10 = rows
+        return self(values, 0.0), self(norm, 0.0), self(log10, -math.inf)
 
 
 @dataclass
@@ -90,42 +121,52 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             extra = model.extra_weights(k, d)
             tape, part = tapes[k * D + d], slice(d * H, (d + 1) * H)
             flip = sweep_order(d, lengths, T)
-            finals = (last, grad_finals[k * D + d]) if finals_from_loss else None
+            final = grad_finals[k * D + d]
+            finals = (last, final) if finals_from_loss else None
             if log_domain:
-                hat, log = flip(explicit[0][..., part]), flip(explicit[1])
-                final_hat, final_log = grad_finals[k * D + d]
-                if finals_from_loss and lengths is not None:  # merged as the sweep reaches each sample's last step
-                    scale = LogScale(hat.contiguous(), log, torch.full_like(final_log, LOG_ZERO),
+                e, log = flip(explicit[0][..., part]), flip(explicit[1])
+                active = (log > LOG_ZERO / 2).any(dim=1)
+            else:
+                e, log = flip(explicit[..., part]), None
+                active = e.flatten(1).ne(0).any(dim=1)
+            shown = explicit_rows(e, log, finals, keep_grads, active)
+            # nothing enters past the last active step: the sweep starts there, the later steps are 0
+            n = T if carries_gradient(final, log_domain) else last_active(active) + 1
+            pad = padding(T, n)
+            sub_tape = tape if n == T else first_steps(tape, n)
+            e, log = e[:n], None if log is None else log[:n]
+            # a nonzero final gradient is merged as the sweep reaches each sample's own last step
+            merged = finals_from_loss and lengths is not None and n == T
+            if log_domain:
+                final_hat, final_log = final
+                if merged:
+                    scale = LogScale(e.contiguous(), log, torch.full_like(final_log, LOG_ZERO),
                                      final=(last, final_hat, final_log))
                     start = tuple(torch.zeros_like(c) for c in final_hat)
-                else:  # every sample's last step is T − 1: the final state's gradient is the carry entering it
-                    scale, start = LogScale(hat.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
-                shown = explicit_rows(hat, log, finals, keep_grads)
+                else:  # every sample's last step is T − 1 (or its final gradient is 0): the carry entering it
+                    scale, start = LogScale(e.contiguous(), log, final_log), tuple(c.clone() for c in final_hat)
+            elif merged:
+                scale = PlainScale(e.contiguous(), final=(last, final))
+                start = tuple(torch.zeros_like(c) for c in final)
             else:
-                e = flip(explicit[..., part])
-                final = grad_finals[k * D + d]
-                if finals_from_loss and lengths is not None:  # merged as the sweep reaches each sample's last step
-                    scale = PlainScale(e.contiguous(), final=(last, final))
-                    start = tuple(torch.zeros_like(c) for c in final)
-                else:  # every sample's last step is T − 1: the final state's gradient is the carry entering it
-                    scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
-                shown = explicit_rows(e, None, finals, keep_grads)
+                scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
             norms = RowNorms.for_sweep(len(model.state_names), scale.explicit, keep_grads and log_domain and not extra)
-            g = arch.backward_sweep(tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0,
+            g = arch.backward_sweep(sub_tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0,
                                     norms=norms)
             steps = scale.steps if log_domain else None
-            dh_rows = state_rows(norms, 0, g.dh, steps, keep_grads)
-            dc_rows = None if g.dc is None else state_rows(norms, 1, g.dc, steps, keep_grads)
+            dh_rows = pad.rows(state_rows(norms, 0, g.dh, steps, keep_grads))
+            dc_rows = None if g.dc is None else pad.rows(state_rows(norms, 1, g.dc, steps, keep_grads))
             grad_initial = (g.grad_initial, scale.log) if log_domain else g.grad_initial
             if with_params or k > 0:  # ∂L/∂(input of layer k) through this direction
-                down = (flip(g.dx_proj @ w_ih), flip(steps)) if log_domain else flip(g.dx_proj @ w_ih)
+                down = pad(g.dx_proj @ w_ih, 0.0)
+                down = (flip(down), flip(pad(steps, LOG_ZERO))) if log_domain else flip(down)
                 below = down if below is None else add_logs(*below, *down) if log_domain else below + down
             params = {}
             if with_params and log_domain:
-                params = log_domain_parameter_grads(arch, tape, flip(inputs[k]), g, steps, k, d, b_ih is not None,
-                                                    bool(extra))
+                params = log_domain_parameter_grads(arch, sub_tape, flip(inputs[k])[:n], g, steps, k, d,
+                                                    b_ih is not None, bool(extra))
             elif with_params:
-                params = parameter_grads(arch, tape, flip(inputs[k]), g.dx_proj, g.dh_proj, g.dh, k, d,
+                params = parameter_grads(arch, sub_tape, flip(inputs[k])[:n], g.dx_proj, g.dh_proj, g.dh, k, d,
                                          b_ih is not None, bool(extra))
             fl = lambda v: None if v is None else flip(v)  # noqa: E731
             dc_rows = dc_rows or (None, None, None)
@@ -169,15 +210,16 @@ def state_rows(norms: RowNorms, s: int, rows: torch.Tensor, log: Optional[torch.
     return values, plain_norm, log10_from(own, log)
 
 
-def explicit_rows(e: torch.Tensor, log: Optional[torch.Tensor], finals: Optional[tuple], keep: bool) -> Rows:
+def explicit_rows(e: torch.Tensor, log: Optional[torch.Tensor], finals: Optional[tuple], keep: bool,
+                  active: torch.Tensor) -> Rows:
     """The explicit gradient ∂⁺L/∂h_t of one direction as the driver reports it, from e [T, B, H] (plain,
     or unit-size rows with ``log`` [T, B]), with ∂L/∂h_n joined at each sample's last step where
     ``finals`` = (last [B], the final state's gradient as the sweep takes it) is given. Formed on the steps
-    where some sample has one (a loss on the last step: one step); everywhere else it is exactly 0
-    (norm 0, log10 norm −inf)."""
+    where some sample has one (``active`` [T] bool, the steps where e is not 0; a loss on the last step:
+    one step); everywhere else it is exactly 0 (norm 0, log10 norm −inf)."""
     T, B = e.shape[:2]
-    active = (log > LOG_ZERO / 2).any(dim=1) if log is not None else e.flatten(1).ne(0).any(dim=1)
     if finals is not None:
+        active = active.clone()
         active[finals[0]] = True
     steps = active.nonzero().squeeze(1)
     sub = e[steps]

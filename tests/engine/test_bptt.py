@@ -297,3 +297,35 @@ def test_the_lstm_sweep_forms_its_local_derivatives_chunk_by_chunk_without_chang
             assert torch.equal(chunked.grad(name, k), whole.grad(name, k))
     assert all(torch.equal(chunked.param_grads[n], whole.param_grads[n]) for n in whole.param_grads)
     assert max(rel for _, _, rel in compare(chunked, autograd_reference(model, x, grad_output))) <= 1e-10
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("log_domain", [False, True], ids=["plain", "log"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+def test_a_sweep_starts_at_the_last_step_a_gradient_enters(kind, kwargs, log_domain, packed, monkeypatch):
+    """A loss on position t0 only, of a 2-layer bidirectional model: the top layer's forward sweep runs
+    t0 + 1 steps, its reverse sweep T − t0 (each sample's own T with packing); the steps after them
+    are exactly 0, and every gradient (per step, parameters, input, initial state) equals autograd's."""
+    T, B, t0 = 9, 3, 4
+    model = make_model(kind, kwargs, num_layers=2, bidirectional=True)
+    gen = torch.Generator().manual_seed(11)
+    lengths = [9, 7, 6] if packed else [T] * B
+    x = torch.randn(T, B, model.input_size, generator=gen, dtype=torch.float64)
+    g = torch.zeros(T, B, 2 * model.hidden_size, dtype=torch.float64)
+    g[t0] = torch.randn(B, 2 * model.hidden_size, generator=gen, dtype=torch.float64)
+    if packed:
+        x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+        g = torch.nn.utils.rnn.pack_padded_sequence(g, torch.tensor(lengths), enforce_sorted=False)
+    swept = []
+    arch = type(model.architecture)
+    sweep = arch.backward_sweep
+    monkeypatch.setattr(arch, "backward_sweep", lambda self, tape, scale, *a, **k: (
+        swept.append(scale.explicit.shape[0]), sweep(self, tape, scale, *a, **k))[1])
+    res = bptt(model, x, g, log_domain=log_domain)
+    assert swept[:2] == [t0 + 1, max(lengths) - t0]  # the top layer, forward then reverse
+    assert swept[2:] == [T, T]  # the layer below has an explicit gradient at every step
+    for d, zero in ((0, slice(t0 + 1, None)), (1, slice(0, t0))):
+        assert (res.grad("h", 1, d)[zero] == 0).all() and (res.grad_norms("h", 1, d)[zero] == 0).all()
+        if log_domain:
+            assert np.isneginf(res.log10_grad_norms("h", 1, d)[zero]).all()
+    assert_agree(res, autograd_reference(model, x, g))

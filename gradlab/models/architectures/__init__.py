@@ -5,7 +5,7 @@ forward tape, its backward sweep, its local derivatives and its one-step Jacobia
 in ``ARCHITECTURES``, a model class in ``gradlab/models/recurrent.py`` and its tests.
 """
 
-from gradlab.models.architectures.base import Architecture, CarryScale, RowNorms, SweepGrads, Tape
+from gradlab.models.architectures.base import Architecture, CarryScale, RowNorms, SweepGrads, Tape, first_steps
 from gradlab.models.architectures.gru import GRUArchitecture
 from gradlab.models.architectures.lstm import LSTMArchitecture
 from gradlab.models.architectures.srn import NONLINEARITIES, SRNArchitecture
@@ -16,4 +16,4 @@ ARCHITECTURES: dict[str, type[Architecture]] = {a.name: a for a in (SRNArchitect
 LABELS = {name: a.label for name, a in ARCHITECTURES.items()}
 
 __all__ = ["ARCHITECTURES", "Architecture", "CarryScale", "GRUArchitecture", "LABELS", "LSTMArchitecture",
-           "NONLINEARITIES", "RowNorms", "SRNArchitecture", "SweepGrads", "Tape"]
+           "NONLINEARITIES", "RowNorms", "SRNArchitecture", "SweepGrads", "Tape", "first_steps"]

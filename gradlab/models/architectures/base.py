@@ -18,7 +18,7 @@ initial state; the *carry* is the adjoint passed from step t+1 back to step t in
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Callable, ClassVar, Iterator, Optional, Protocol
 
 import torch
@@ -42,6 +42,14 @@ class Tape(Protocol):
     @property
     def final(self) -> tuple[torch.Tensor, ...]:
         """The state after the last step, one [B, H] tensor per state name."""
+
+
+def first_steps(tape, n: int):
+    """The tape of a layer's first n steps (views, no copy): every field of an architecture's tape
+    dataclass is either per state, [T+1, …] with the state before step 0 first, or per step, [T, …]."""
+    T = tape.h.shape[0] - 1
+    return replace(tape, **{f.name: getattr(tape, f.name)[:n + getattr(tape, f.name).shape[0] - T]
+                            for f in fields(tape)})
 
 
 class CarryScale(Protocol):
