@@ -2,10 +2,12 @@
 
 Baseline: torch.nn.RNN / nn.LSTM / nn.GRU forward + backward (fused kernels), same input and loss.
 Compared, each recording the total gradient of every step:
-  record(): gradlab's model under autograd, a tensor hook and a norm at every step;
-  bptt():   the hand-derived backward pass (forward sweep keeping a tape, backward recurrences,
-            parameter gradients), no autograd.
-Also shown: gradlab's model forward + backward under autograd without hooks (the Python loop).
+  record(): its defaults (full=False here): the engine's forward with its tape and one log-domain
+            backward sweep per layer, giving the plain and the log10 norms (gradlab/engine/record.py);
+  bptt():   the hand-derived backward pass in the plain domain, with the parameter gradients.
+Also shown: gradlab's unrolled model forward + backward under autograd (its Python time loop, the
+path a model with hook points trains on). benchmarks/engine_speed.py has the Engine-speed issue's
+full table (more sizes and the checkpointed engine).
 Prints median wall times over repeats and ratios to the baseline. Not a test: timings depend on
 the machine.
 

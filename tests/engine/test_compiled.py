@@ -3,6 +3,8 @@ the eager steps they replace: the same sweeps with GRADLAB_COMPILED=0 are the re
 1e-12 and float32 to its own accuracy of each step's largest entry; and the eager fallback when they
 cannot load."""
 
+import itertools
+import math
 import os
 import shutil
 import warnings
@@ -84,23 +86,30 @@ def eager_entries(monkeypatch) -> list:
 
 @pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")
 @pytest.mark.parametrize("config", MODEL_CONFIGS, ids=MODEL_IDS)
-@pytest.mark.parametrize("loss", ["last", "scattered"])
 @pytest.mark.parametrize("log_domain", [True, False], ids=["log", "plain"])
-def test_compiled_float32_steps_are_as_accurate_as_the_eager_ones(config, loss, log_domain, monkeypatch):
-    """In float32 the two paths round differently (torch's vectorised kernels may fuse a multiply-add
-    that the compiled loop does not), so each is held to the float64 sweep: the compiled path's worst
-    row error is at most twice the eager path's own."""
+def test_compiled_float32_steps_are_as_accurate_as_the_eager_ones(config, log_domain, monkeypatch):
+    """In float32 the two paths round differently: torch's vectorised kernels may fuse a multiply-add
+    that the compiled loop does not, and the compiled recurrent product (product.h) sums in its own order.
+    Each path is held to the float64 sweep, on 32 problems (16 seeds, a loss on the last step and on a
+    few scattered ones): every worst row error is at float32's level, and the compiled path's are no
+    larger than the eager path's in the geometric mean (within 1.5×). One problem alone decides little:
+    the ratio of the two paths' errors on single problems spread from 0.05 to 6.9 (240 problems, AMD
+    EPYC with AVX-512), the geometric mean over 80 was 1.21 for the worst case here, the plain SRN."""
     kind, kwargs = config
-    model = make_model(kind, kwargs, input_size=3, hidden_size=5, num_layers=2, bidirectional=True)
-    x, g, end = sweep_inputs(model, 75, 4, loss, torch.float64)
-    truth = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
-    single = model.float()
-    cast = (lambda v: tuple(p.float() for p in v)) if isinstance(end, tuple) else (lambda v: v.float())
-    fast, eager = both_ways(lambda: gradlab.bptt(single, x.float(), g.float(), grad_state=cast(end),
-                                                 log_domain=log_domain), monkeypatch)
-    eager_error = worst_row_error(eager, truth, model)
-    assert eager_error < 1e-4  # the comparison means something: 75 steps and two layers of float32 rounding
-    assert worst_row_error(fast, truth, model) <= 2 * eager_error + torch.finfo(torch.float32).eps
+    ratios = []
+    for seed, loss in itertools.product(range(16), ["last", "scattered"]):
+        model = make_model(kind, kwargs, input_size=3, hidden_size=5, num_layers=2, bidirectional=True)
+        x, g, end = sweep_inputs(model, 75, 4, loss, torch.float64, seed=seed)
+        truth = gradlab.bptt(model, x, g, grad_state=end, log_domain=log_domain)
+        single = model.float()
+        cast = (lambda v: tuple(p.float() for p in v)) if isinstance(end, tuple) else (lambda v: v.float())
+        fast, eager = both_ways(lambda: gradlab.bptt(single, x.float(), g.float(), grad_state=cast(end),
+                                                     log_domain=log_domain), monkeypatch)
+        eager_error, fast_error = worst_row_error(eager, truth, model), worst_row_error(fast, truth, model)
+        assert 0 < eager_error < 1e-3 and fast_error < 1e-3  # 75 steps and two layers of float32 rounding
+        ratios.append(fast_error / eager_error)
+    geometric_mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    assert geometric_mean <= 1.5
 
 
 @pytest.mark.skipif(not HAS_TOOLCHAIN, reason="no C++ compiler")

@@ -43,7 +43,7 @@ import torch
 HERE = Path(__file__).parent
 #: The library's sources, and the headers they share (all part of the cache key).
 SOURCES = [HERE / "sweep_steps.cpp", HERE / "forward_steps.cpp"]
-HEADERS = [HERE / "steps.h", HERE / "activations.h"]
+HEADERS = [HERE / "steps.h", HERE / "activations.h", HERE / "product.h"]
 NAME = "gradlab_sweep_steps"
 #: -ffp-contract=off: no fused multiply-adds the eager kernels do not use, so both paths round alike;
 #: -fopenmp-simd: the loops marked ``omp simd`` are vectorised (no OpenMP runtime needed for that);

@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include "activations.h"
+#include "product.h"
 #include "steps.h"
 
 // The rows' elementwise work is compiled for the widest vector units the processor has, chosen when
@@ -27,6 +28,8 @@
 namespace {
 
 using gradlab_steps::over_batch;
+using gradlab_steps::Kernel;
+using gradlab_steps::Product;
 using gradlab_steps::sigmoid_of;
 using gradlab_steps::tanh_of;
 
@@ -129,13 +132,13 @@ void check_forward(const at::Tensor& h, std::initializer_list<at::Tensor> others
 void lstm_forward(at::Tensor gates, at::Tensor h, at::Tensor c, at::Tensor weight_hh) {
   check_forward(h, {gates, c, weight_hh});
   const int64_t T = gates.size(0), B = gates.size(1), H = h.size(2);
-  const at::Tensor w = weight_hh.t();  // [H, 4H]
+  const Product w(weight_hh.t());  // [H, 4H]
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lstm_forward", [&] {
     over_batch(B, false, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       for (int64_t t = 0; t < T; ++t) {
         at::Tensor z = gates.select(0, t).narrow(0, b0, n);  // [n, 4H]
-        z.addmm_(h.select(0, t).narrow(0, b0, n), w);
+        w.into(z, h.select(0, t).narrow(0, b0, n), z);
         lstm_rows(z.data_ptr<scalar_t>(), c.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
                   c.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(),
                   h.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(), n, H);
@@ -151,19 +154,15 @@ void gru_forward(at::Tensor gates, at::Tensor h, at::Tensor x_proj, at::Tensor w
                  const c10::optional<at::Tensor>& bias_hh) {
   check_forward(h, {gates, x_proj, weight_hh});
   const int64_t T = gates.size(0), B = gates.size(1), H = h.size(2);
-  const at::Tensor w = weight_hh.t();  // [H, 3H]
-  const bool has_bias = bias_hh.has_value() && bias_hh->defined();
+  const Product w(weight_hh.t());  // [H, 3H]
+  const at::Tensor bias = bias_hh.has_value() && bias_hh->defined() ? bias_hh->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_forward", [&] {
     over_batch(B, false, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       at::Tensor y = at::empty({n, 3 * H}, h.options());
       for (int64_t t = 0; t < T; ++t) {
         const at::Tensor before = h.select(0, t).narrow(0, b0, n);
-        if (has_bias) {
-          at::addmm_out(y, *bias_hh, before, w);
-        } else {
-          at::mm_out(y, before, w);
-        }
+        w.into(y, before, bias);
         gru_rows(y.data_ptr<scalar_t>(), x_proj.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
                  before.data_ptr<scalar_t>(), gates.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
                  h.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(), n, H);
@@ -178,13 +177,13 @@ void srn_forward(at::Tensor h, at::Tensor x_proj, at::Tensor weight_hh, int64_t 
   check_forward(h, {x_proj, weight_hh});
   TORCH_CHECK(nonlinearity >= 0 && nonlinearity <= 2, "srn_forward: nonlinearity is 0 (tanh), 1 (relu) or 2 (linear)");
   const int64_t T = x_proj.size(0), B = x_proj.size(1), H = h.size(2);
-  const at::Tensor w = weight_hh.t();
+  const Product w(weight_hh.t());  // [H, H]
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "srn_forward", [&] {
     over_batch(B, false, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       for (int64_t t = 0; t < T; ++t) {
         at::Tensor out = h.select(0, t + 1).narrow(0, b0, n);
-        at::addmm_out(out, x_proj.select(0, t).narrow(0, b0, n), h.select(0, t).narrow(0, b0, n), w);
+        w.into(out, h.select(0, t).narrow(0, b0, n), x_proj.select(0, t).narrow(0, b0, n));
         scalar_t* __restrict__ a = out.data_ptr<scalar_t>();
         if (nonlinearity == 0) {
           tanh_rows(a, n * H);
@@ -214,6 +213,26 @@ at::Tensor activation(const at::Tensor& x, int64_t kind) {
   return out;
 }
 
+// product.h's c = d + a · b, for its tests: d undefined (nothing added), a [N] bias, [n, N], or with
+// `in_place` c = d's copy with the product added to it; `kernel` as gradlab_steps::Kernel (0: the best
+// this CPU has). product_kernel: the kernel that runs for b when `kernel` is asked for.
+at::Tensor product(const at::Tensor& a, const at::Tensor& b, const c10::optional<at::Tensor>& d, bool in_place,
+                   int64_t kernel) {
+  TORCH_CHECK(a.device().is_cpu() && a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) &&
+                  a.scalar_type() == b.scalar_type() && kernel >= 0 && kernel <= 2,
+              "product: a [n, K] and b [K, N] on the CPU, in one dtype; kernel 0 … 2");
+  const at::Tensor rows = a.contiguous(), addend = d.has_value() && d->defined() ? d->contiguous() : at::Tensor();
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const Product w(b, static_cast<Kernel>(kernel));
+  at::Tensor c = in_place ? addend.clone() : at::empty({a.size(0), b.size(1)}, a.options());
+  w.into(c, rows, in_place ? c : addend);
+  return c;
+}
+
+int64_t product_kernel(const at::Tensor& b, int64_t kernel) {
+  return static_cast<int64_t>(Product(b, static_cast<Kernel>(kernel)).kernel());
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(gradlab, m) {
@@ -221,6 +240,8 @@ TORCH_LIBRARY_FRAGMENT(gradlab, m) {
   m.def("gru_forward(Tensor(a!) gates, Tensor(b!) h, Tensor x_proj, Tensor weight_hh, Tensor? bias_hh) -> ()");
   m.def("srn_forward(Tensor(a!) h, Tensor x_proj, Tensor weight_hh, int nonlinearity) -> ()");
   m.def("activation(Tensor x, int kind) -> Tensor");
+  m.def("product(Tensor a, Tensor b, Tensor? d, bool in_place, int kernel) -> Tensor");
+  m.def("product_kernel(Tensor b, int kernel) -> int");
 }
 
 TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
@@ -228,4 +249,6 @@ TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
   m.impl("gru_forward", &gru_forward);
   m.impl("srn_forward", &srn_forward);
   m.impl("activation", &activation);
+  m.impl("product", &product);
+  m.impl("product_kernel", &product_kernel);
 }

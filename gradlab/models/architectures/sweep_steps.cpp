@@ -13,7 +13,8 @@
 //           rescaled by 2^{−e}, e the exponent of their joint largest magnitude, and λ += e ln 2
 //           (LogScale.renormalize).
 // Elementwise operations are written in the eager code's order and without fused multiply-adds
-// (-ffp-contract=off), and the recurrent product is the same at::mm; torch's own vectorised
+// (-ffp-contract=off); the recurrent product is product.h's (at::mm in double, and on CPUs without
+// AVX-512, as in the eager steps; float32 with AVX-512 sums in its own order); torch's own vectorised
 // kernels may still round differently, so the two paths agree to rounding (float64 to 1e-12 of
 // each step's largest entry in the tests), not always to the last bit.
 //
@@ -34,6 +35,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "product.h"
 #include "steps.h"
 
 namespace {
@@ -41,6 +43,7 @@ namespace {
 using gradlab_steps::check;
 using gradlab_steps::over_batch;
 using gradlab_steps::prefetch;
+using gradlab_steps::Product;
 using gradlab_steps::Rows;
 
 constexpr double LOG_ZERO = -1e300;          // logscale.LOG_ZERO
@@ -255,6 +258,7 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
     const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
+    const Product w(weight_hh);  // [4H, H]
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
     scalar_t* cc = carry_c.data_ptr<scalar_t>();
     const scalar_t one = 1;
@@ -300,7 +304,7 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
           }
           entry.prefetch_step(t - 1, b0, b1, H);
         }
-        at::mm_out(carry_rows, z.view({n, 4 * H}), weight_hh);
+        w.into(carry_rows, z.view({n, 4 * H}), at::Tensor());
         entry.renormalize({ch, cc}, b0, b1, H);
       }
     });
@@ -323,6 +327,7 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
     const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
+    const Product w(weight_hh);  // [3H, H]
     scalar_t* cp = carry.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
@@ -353,7 +358,7 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
           }
           measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
-        at::mm_out(carry_rows, y.view({n, 3 * H}), weight_hh);
+        w.into(carry_rows, y.view({n, 3 * H}), at::Tensor());
         for (int64_t b = b0; b < b1; ++b) {
           scalar_t* __restrict__ cb = cp + b * H;
           const scalar_t* __restrict__ hb = DH.at(t, b);
@@ -381,6 +386,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
     const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), P(dphi);
+    const Product w(weight_hh);  // [H, H]
     scalar_t* cp = carry.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
@@ -397,7 +403,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
           for (int64_t j = 0; j < H; ++j) ab[j] = hb[j] * pb[j];
           measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
-        at::mm_out(carry_rows, a, weight_hh);
+        w.into(carry_rows, a, at::Tensor());
         entry.renormalize({cp}, b0, b1, H);
       }
     });
