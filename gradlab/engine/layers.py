@@ -48,7 +48,7 @@ def last_active(active: torch.Tensor) -> int:
     return int(steps[-1]) if steps.numel() else 0
 
 
-class padding:
+class Padding:
     """What a sweep of the first n of T steps returns, padded to T steps with the later steps' exact
     values: gradients 0, norms 0, log10 norms −inf, log scales LOG_ZERO. ``pad(v, fill)``: v [n, …] →
     [T, …] (None stays None); ``pad.rows``: a :data:`Rows` triple."""
@@ -132,7 +132,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             shown = explicit_rows(e, log, finals, keep_grads, active)
             # nothing enters past the last active step: the sweep starts there, the later steps are 0
             n = T if carries_gradient(final, log_domain) else last_active(active) + 1
-            pad = padding(T, n)
+            pad = Padding(T, n)
             sub_tape = tape if n == T else first_steps(tape, n)
             e, log = e[:n], None if log is None else log[:n]
             # a nonzero final gradient is merged as the sweep reaches each sample's own last step
