@@ -219,8 +219,8 @@ at::Tensor activation(const at::Tensor& x, int64_t kind) {
 at::Tensor product(const at::Tensor& a, const at::Tensor& b, const c10::optional<at::Tensor>& d, bool in_place,
                    int64_t kernel) {
   TORCH_CHECK(a.device().is_cpu() && a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) &&
-                  a.scalar_type() == b.scalar_type() && kernel >= 0 && kernel <= 2,
-              "product: a [n, K] and b [K, N] on the CPU, in one dtype; kernel 0 … 2");
+                  a.scalar_type() == b.scalar_type() && kernel >= 0 && kernel <= 3,
+              "product: a [n, K] and b [K, N] on the CPU, in one dtype; kernel 0 … 3");
   const at::Tensor rows = a.contiguous(), addend = d.has_value() && d->defined() ? d->contiguous() : at::Tensor();
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   const Product w(b, static_cast<Kernel>(kernel));
