@@ -13,8 +13,8 @@
 //           rescaled by 2^{−e}, e the exponent of their joint largest magnitude, and λ += e ln 2
 //           (LogScale.renormalize).
 // Elementwise operations are written in the eager code's order and without fused multiply-adds
-// (-ffp-contract=off); the recurrent product is product.h's (at::mm in double, and on CPUs without
-// AVX-512, as in the eager steps; float32 with AVX-512 sums in its own order); torch's own vectorised
+// (-ffp-contract=off); the recurrent product is product.h's (in float32 with AVX-512 or AVX2 summed in
+// its own order; in double, and on CPUs with neither, at::mm as in the eager steps); torch's own vectorised
 // kernels may still round differently, so the two paths agree to rounding (float64 to 1e-12 of
 // each step's largest entry in the tests), not always to the last bit.
 //
