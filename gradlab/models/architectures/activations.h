@@ -112,13 +112,23 @@ GRADLAB_ALWAYS_INLINE T exp_of(T x) {
   return (taylor_exp<T, 0>(r) * power_of_two(half)) * power_of_two(n - half);
 }
 
-// e^y − 1: the Taylor series without its first term where |y| ≤ ln 2 / 2 (no cancellation), else e^y − 1.
+// e^y − 1 from the one Taylor series of e^r − 1 (no cancellation: |r| ≤ ln 2 / 2), with n and r as in
+// exp_of: e^y − 1 = 2^n (e^r − 1) + (2^n − 1), where 2^n − 1 is exact or nearly so (n ≤ BITS; n = 0
+// gives the series itself, full relative precision for small y), else (e^r · 2^n) − 1, where the 1
+// hardly counts and 2^n may pass the largest float. One series where the two branches' (the series
+// for small y, e^y − 1 otherwise) would be evaluated both in a vectorised loop.
 template <typename T>
 GRADLAB_ALWAYS_INLINE T expm1_of(T y) {
   using C = ExpConstants<T>;
-  const T small = taylor_exp<T, 1>(y);
-  const T large = exp_of(y) - static_cast<T>(1);
-  return (y < 0 ? -y : y) < C::LN2_HI / 2 ? small : large;
+  const T x = y < C::LOWEST ? C::LOWEST : (y > C::HIGHEST ? C::HIGHEST : y);  // NaN passes through
+  const T n = (x * C::LOG2E + C::ROUND) - C::ROUND;
+  const T r = (x - n * C::LN2_HI) - n * C::LN2_LO;
+  const T p = taylor_exp<T, 1>(r);  // e^r − 1
+  const T half = (n * static_cast<T>(0.5) + C::ROUND) - C::ROUND;
+  const T low = power_of_two(half), high = power_of_two(n - half);  // 2^n = low · high, each a normal number
+  const T moderate = (p * low) * high + (low * high - static_cast<T>(1));
+  const T large = ((p + static_cast<T>(1)) * low) * high - static_cast<T>(1);
+  return n > static_cast<T>(C::BITS) ? large : moderate;
 }
 
 // σ(x) = 1 / (1 + e^{−x}), as torch computes it.
