@@ -1,7 +1,7 @@
 // The forward sweeps, compiled: all T steps of one layer and direction in one call, keeping what the
 // backward sweep needs (the tape), with the arithmetic of the eager steps in lstm.py, gru.py and srn.py
 // (eqs. LSTM-gates, LSTM-cell, LSTM-hidden; GRU-gates, GRU-update; SRN in docs/models.md), in their
-// order. Per step and slice of the batch: one recurrent product (at::addmm) and one vectorised pass
+// order. Per step and slice of the batch: one recurrent product (product.h) and one vectorised pass
 // for the nonlinearities (activations.h) and the state update, instead of a fused forward followed by
 // the tape rebuilt from its states (a second recurrent product over all steps). Loaded by compiled.py;
 // tests/engine/test_forward_steps.py holds every kernel to its eager twin.
@@ -9,21 +9,11 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <vector>
+
 #include "activations.h"
 #include "product.h"
 #include "steps.h"
-
-// The rows' elementwise work is compiled for the widest vector units the processor has, chosen when
-// the library loads (GCC/Clang function clones on x86-64 Linux): each lane does the same IEEE
-// operations in the same order (no contraction), so every width gives the same values.
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define GRADLAB_WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef GRADLAB_WIDEST_VECTORS
-#define GRADLAB_WIDEST_VECTORS
-#endif
 
 namespace {
 
@@ -134,14 +124,15 @@ void lstm_forward(at::Tensor gates, at::Tensor h, at::Tensor c, at::Tensor weigh
   const int64_t T = gates.size(0), B = gates.size(1), H = h.size(2);
   const Product w(weight_hh.t());  // [H, 4H]
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lstm_forward", [&] {
+    scalar_t* const gp = gates.data_ptr<scalar_t>();
+    scalar_t* const hp = h.data_ptr<scalar_t>();
+    scalar_t* const cp = c.data_ptr<scalar_t>();
     over_batch(B, false, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      for (int64_t t = 0; t < T; ++t) {
-        at::Tensor z = gates.select(0, t).narrow(0, b0, n);  // [n, 4H]
-        w.into(z, h.select(0, t).narrow(0, b0, n), z);
-        lstm_rows(z.data_ptr<scalar_t>(), c.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
-                  c.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(),
-                  h.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(), n, H);
+      for (int64_t t = 0; t < T; ++t) {  // the slice's rows of step t: gp + (t·B + b0)·4H, …
+        scalar_t* z = gp + (t * B + b0) * 4 * H;  // [n, 4H]
+        w.into<scalar_t>(z, 4 * H, hp + (t * B + b0) * H, H, z, 4 * H, n);
+        lstm_rows(z, cp + (t * B + b0) * H, cp + ((t + 1) * B + b0) * H, hp + ((t + 1) * B + b0) * H, n, H);
       }
     });
   });
@@ -157,15 +148,18 @@ void gru_forward(at::Tensor gates, at::Tensor h, at::Tensor x_proj, at::Tensor w
   const Product w(weight_hh.t());  // [H, 3H]
   const at::Tensor bias = bias_hh.has_value() && bias_hh->defined() ? bias_hh->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "gru_forward", [&] {
+    const scalar_t* const bp = bias.defined() ? bias.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* const xp = x_proj.data_ptr<scalar_t>();
+    scalar_t* const gp = gates.data_ptr<scalar_t>();
+    scalar_t* const hp = h.data_ptr<scalar_t>();
     over_batch(B, false, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      at::Tensor y = at::empty({n, 3 * H}, h.options());
+      std::vector<scalar_t> y(static_cast<size_t>(n * 3 * H));
       for (int64_t t = 0; t < T; ++t) {
-        const at::Tensor before = h.select(0, t).narrow(0, b0, n);
-        w.into(y, before, bias);
-        gru_rows(y.data_ptr<scalar_t>(), x_proj.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
-                 before.data_ptr<scalar_t>(), gates.select(0, t).narrow(0, b0, n).data_ptr<scalar_t>(),
-                 h.select(0, t + 1).narrow(0, b0, n).data_ptr<scalar_t>(), n, H);
+        const scalar_t* before = hp + (t * B + b0) * H;
+        w.into<scalar_t>(y.data(), 3 * H, before, H, bp, 0, n);
+        gru_rows(y.data(), xp + (t * B + b0) * 3 * H, before, gp + (t * B + b0) * 4 * H, hp + ((t + 1) * B + b0) * H,
+                 n, H);
       }
     });
   });
@@ -179,12 +173,13 @@ void srn_forward(at::Tensor h, at::Tensor x_proj, at::Tensor weight_hh, int64_t 
   const int64_t T = x_proj.size(0), B = x_proj.size(1), H = h.size(2);
   const Product w(weight_hh.t());  // [H, H]
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "srn_forward", [&] {
+    const scalar_t* const xp = x_proj.data_ptr<scalar_t>();
+    scalar_t* const hp = h.data_ptr<scalar_t>();
     over_batch(B, false, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       for (int64_t t = 0; t < T; ++t) {
-        at::Tensor out = h.select(0, t + 1).narrow(0, b0, n);
-        w.into(out, h.select(0, t).narrow(0, b0, n), x_proj.select(0, t).narrow(0, b0, n));
-        scalar_t* __restrict__ a = out.data_ptr<scalar_t>();
+        scalar_t* __restrict__ a = hp + ((t + 1) * B + b0) * H;
+        w.into<scalar_t>(a, H, hp + (t * B + b0) * H, H, xp + (t * B + b0) * H, H, n);
         if (nonlinearity == 0) {
           tanh_rows(a, n * H);
         } else if (nonlinearity == 1) {
@@ -225,7 +220,12 @@ at::Tensor product(const at::Tensor& a, const at::Tensor& b, const c10::optional
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   const Product w(b, static_cast<Kernel>(kernel));
   at::Tensor c = in_place ? addend.clone() : at::empty({a.size(0), b.size(1)}, a.options());
-  w.into(c, rows, in_place ? c : addend);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "product", [&] {
+    scalar_t* out = c.data_ptr<scalar_t>();
+    const scalar_t* add = in_place ? out : addend.defined() ? addend.data_ptr<scalar_t>() : nullptr;
+    const int64_t ldd = addend.defined() && addend.dim() == 2 ? addend.size(1) : 0;  // 0: a bias row
+    w.into<scalar_t>(out, c.size(1), rows.data_ptr<scalar_t>(), rows.size(1), add, ldd, a.size(0));
+  });
   return c;
 }
 

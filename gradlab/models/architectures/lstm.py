@@ -91,15 +91,13 @@ MERGING_CHUNK = 16
 
 
 class _Chunks:
-    """What a backward sweep reads of the tape, a chunk of steps at a time (the sweep runs downwards,
-    so each chunk is formed once): ``derivatives(t)`` gives the local derivatives of the ``size``
-    steps ending at step t, ``tanh_c(t)`` tanh c_{t'+1} of the DERIVATIVE_CHUNK steps t' ending at t
-    (what the compiled steps read besides the tape); each with its first step t0."""
+    """The local derivatives an eager backward sweep reads, a chunk of steps at a time (the sweep runs
+    downwards, so each chunk is formed once): ``derivatives(t)`` gives those of the ``size`` steps
+    ending at step t, with its first step t0."""
 
     def __init__(self, arch: "LSTMArchitecture", tape: LSTMTape, size: int) -> None:
         self.arch, self.tape, self.size = arch, tape, size
         self._d: Optional[tuple[LSTMDerivatives, int, int]] = None
-        self._tanh: Optional[tuple[torch.Tensor, int, int]] = None
 
     def derivatives(self, t: int) -> tuple[LSTMDerivatives, int]:
         if self._d is None or not self._d[1] <= t < self._d[2]:
@@ -107,12 +105,6 @@ class _Chunks:
             self._d = (self.arch.local_derivatives(LSTMTape(tape.h[t0:t1 + 1], tape.c[t0:t1 + 1], tape.gates[t0:t1])),
                        t0, t1)
         return self._d[0], self._d[1]
-
-    def tanh_c(self, t: int) -> tuple[torch.Tensor, int]:
-        if self._tanh is None or not self._tanh[1] <= t < self._tanh[2]:
-            t0, t1 = max(0, t + 1 - DERIVATIVE_CHUNK), t + 1
-            self._tanh = (torch.tanh(self.tape.c[t0 + 1:t1 + 1]), t0, t1)
-        return self._tanh[0], self._tanh[1]
 
 
 class LSTMArchitecture(Architecture):
@@ -217,16 +209,11 @@ class LSTMArchitecture(Architecture):
 
         def compiled_span(hi: int, lo: int, entry) -> None:
             """sweep_steps.cpp: the scale's entering and after_entering's steps compiled, forming the
-            local derivatives as it goes from the gates, c and tanh c (one DERIVATIVE_CHUNK of tanh c
-            at a time)."""
-            t = hi
-            while t >= lo:
-                tanh_c, t0 = chunks.tanh_c(t)
-                end = max(lo, t0)
-                measure = (None, None) if norms is None else norms.outputs(t, end)
-                compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, tanh_c, weight_hh,
-                                    t, end, t0, keep_projections, *measure, *(entry or (None,) * 4))
-                t = end - 1
+            local derivatives as it goes from the gates and c (tanh c_t by activations.h's tanh, the compiled
+            forward's)."""
+            measure = (None, None) if norms is None else norms.outputs(hi, lo)
+            compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, weight_hh, hi, lo, keep_projections,
+                                *measure, *(entry or (None,) * 4))
 
         scale.track(dh, dc)
         run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else compiled_span)

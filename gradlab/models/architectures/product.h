@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -207,25 +208,33 @@ class Product {
   // The kernel this product runs.
   Kernel kernel() const { return kernel_; }
 
-  // c [n, N] = d + a [n, K] · B. d: c itself (the product is added to it), [n, N], a bias [N] added to
-  // every row, or an undefined tensor (nothing added). The rows of a, c and d must be contiguous.
-  void into(at::Tensor& c, const at::Tensor& a, const at::Tensor& d) const {
+  // c [n, N] = d + a [n, K] · B, each matrix's rows ldc, lda, ldd apart (unit stride within a row),
+  // raw pointers so that a step makes no tensors. d: null (nothing added), c itself (the product is
+  // added to it), n rows of its own, or with ldd = 0 one row (a bias [N]) added to every row.
+  template <typename scalar_t>
+  void into(scalar_t* c, int64_t ldc, const scalar_t* a, int64_t lda, const scalar_t* d, int64_t ldd,
+            int64_t n) const {
 #ifdef GRADLAB_PACKED_PRODUCT
-    if (kernel_ != Kernel::mm) {
-      const float* dp = d.defined() ? d.data_ptr<float>() : nullptr;
-      const int64_t ldd = d.defined() && d.dim() == 2 ? d.stride(0) : 0;
-      const auto run = kernel_ == Kernel::avx512 ? product_avx512 : product_avx2;
-      run(a.data_ptr<float>(), a.stride(0), panels_.data(), K_, N_, dp, ldd, c.data_ptr<float>(), c.stride(0),
-          c.size(0));
-      return;
+    if constexpr (std::is_same_v<scalar_t, float>) {
+      if (kernel_ != Kernel::mm) {
+        const auto run = kernel_ == Kernel::avx512 ? product_avx512 : product_avx2;
+        run(a, lda, panels_.data(), K_, N_, d, ldd, c, ldc, n);
+        return;
+      }
     }
 #endif
-    if (!d.defined()) {
-      at::mm_out(c, a, b_);
-    } else if (d.is_same(c)) {
-      c.addmm_(a, b_);
+    const auto options = b_.options();
+    const auto rows = [&](const scalar_t* p, int64_t width, int64_t ld) {
+      return at::from_blob(const_cast<scalar_t*>(p), {n, width}, {ld, 1}, options);
+    };
+    at::Tensor out = rows(c, N_, ldc);
+    if (d == nullptr) {
+      at::mm_out(out, rows(a, K_, lda), b_);
+    } else if (d == c) {
+      out.addmm_(rows(a, K_, lda), b_);
     } else {
-      at::addmm_out(c, d, a, b_);
+      const at::Tensor addend = ldd == 0 ? at::from_blob(const_cast<scalar_t*>(d), {N_}, options) : rows(d, N_, ldd);
+      at::addmm_out(out, addend, rows(a, K_, lda), b_);
     }
   }
 

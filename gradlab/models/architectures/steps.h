@@ -15,6 +15,18 @@
 #include <cstdint>
 #include <initializer_list>
 
+// The rows' elementwise work is compiled for the widest vector units the processor has, chosen when
+// the library loads (GCC/Clang function clones on x86-64 Linux): each lane does the same IEEE
+// operations in the same order (no contraction), so every width gives the same values.
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define GRADLAB_WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef GRADLAB_WIDEST_VECTORS
+#define GRADLAB_WIDEST_VECTORS
+#endif
+
 namespace gradlab_steps {
 
 // A loop whose iterations are independent, vectorised (-fopenmp-simd); the _Pragma form, since

@@ -35,6 +35,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "activations.h"
 #include "product.h"
 #include "steps.h"
 
@@ -45,6 +46,7 @@ using gradlab_steps::over_batch;
 using gradlab_steps::prefetch;
 using gradlab_steps::Product;
 using gradlab_steps::Rows;
+using gradlab_steps::tanh_of;
 
 constexpr double LOG_ZERO = -1e300;          // logscale.LOG_ZERO
 constexpr double LN2 = 0.6931471805599453;  // logscale.LN2 = math.log(2.0)
@@ -237,74 +239,95 @@ struct Entry {
   }
 };
 
-// LSTM, steps hi down to lo (eqs. LSTM-back-c, LSTM-back-z, LSTM-back-h), with the local
-// derivatives of LSTMArchitecture.local_derivatives formed in the same loop, in the same order:
+// LSTM, the n rows of one step from δh_t (eqs. LSTM-back-c, LSTM-back-z), with the local derivatives
+// of LSTMArchitecture.local_derivatives formed in the same loop, in the same order, and tanh c_t as
+// the forward step formed it (activations.h):
 //   ∂h/∂c = o (1 − tanh² c_t),  ∂h/∂z^o = tanh c_t · o (1 − o),
 //   ∂c/∂z^{i,f,g} = (g · i (1 − i), c_{t−1} · f (1 − f), i (1 − g²));
-//   δh_t entered;  δc_t = carry_c + δh_t ⊙ ∂h/∂c;  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o];
-//   carry_h = δz_t W_hh;  carry_c = δc_t ⊙ f_t.
-// gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0); tanh_c: tanh c_{t+1} for
-// steps t0 ... t0 + n − 1, [n, B, H]; dz: [T, B, 4, H] (keep) or [1, B, 4, H], contiguous.
+//   δc_t = carry_c + δh_t ⊙ ∂h/∂c;  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o];  carry_c = δc_t ⊙ f_t.
+// Row r of gates (i, f, g, o blocks of H), c_{t−1} (before), c_t (after), δh and δc starts r·(its
+// stride) past the pointer given; carry_c's rows are H apart, z's 4H.
+template <typename T>
+GRADLAB_ALWAYS_INLINE void lstm_back_rows_of(const T* gates, int64_t sg, const T* before, const T* after, int64_t sc,
+                                             const T* dh, int64_t sdh, T* dc, int64_t sdc, T* carry_c, T* z,
+                                             int64_t n, int64_t H) {
+  const T one = 1;
+  for (int64_t r = 0; r < n; ++r) {
+    const T* __restrict__ gb = gates + r * sg;
+    const T* __restrict__ pb = before + r * sc;
+    const T* __restrict__ ab = after + r * sc;
+    const T* __restrict__ dhb = dh + r * sdh;
+    T* __restrict__ dcb = dc + r * sdc;
+    T* __restrict__ cb = carry_c + r * H;
+    T* __restrict__ zb = z + r * 4 * H;
+    GRADLAB_SIMD
+    for (int64_t j = 0; j < H; ++j) {
+      const T i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j], tc = tanh_of(ab[j]);
+      const T dhdc = o * (one - tc * tc);
+      const T dhdo = tc * o * (one - o);
+      const T d = dhb[j];
+      const T cv = cb[j] + d * dhdc;
+      dcb[j] = cv;
+      zb[j] = cv * (g * i * (one - i));
+      zb[H + j] = cv * (pb[j] * f * (one - f));
+      zb[2 * H + j] = cv * (i * (one - g * g));
+      zb[3 * H + j] = d * dhdo;
+      cb[j] = cv * f;
+    }
+  }
+}
+GRADLAB_WIDEST_VECTORS void lstm_back_rows(const float* gates, int64_t sg, const float* before, const float* after,
+                                           int64_t sc, const float* dh, int64_t sdh, float* dc, int64_t sdc,
+                                           float* carry_c, float* z, int64_t n, int64_t H) {
+  lstm_back_rows_of(gates, sg, before, after, sc, dh, sdh, dc, sdc, carry_c, z, n, H);
+}
+GRADLAB_WIDEST_VECTORS void lstm_back_rows(const double* gates, int64_t sg, const double* before,
+                                           const double* after, int64_t sc, const double* dh, int64_t sdh,
+                                           double* dc, int64_t sdc, double* carry_c, double* z, int64_t n,
+                                           int64_t H) {
+  lstm_back_rows_of(gates, sg, before, after, sc, dh, sdh, dc, sdc, carry_c, z, n, H);
+}
+
+// LSTM, steps hi down to lo: δh_t entered; lstm_back_rows; carry_h = δz_t W_hh (eq. LSTM-back-h).
+// gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0); dz: [T, B, 4, H] (keep) or
+// [1, B, 4, H], contiguous.
 void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tensor dc, at::Tensor dz,
-                at::Tensor gates, at::Tensor c, at::Tensor tanh_c, at::Tensor weight_hh, int64_t hi, int64_t lo,
-                int64_t t0, bool keep, const c10::optional<at::Tensor>& norms,
-                const c10::optional<at::Tensor>& values, const c10::optional<at::Tensor>& explicit_,
-                const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
-                const c10::optional<at::Tensor>& steps) {
-  check(carry_h, {carry_c, dh, dc, dz, gates, c, tanh_c, weight_hh});
+                at::Tensor gates, at::Tensor c, at::Tensor weight_hh, int64_t hi, int64_t lo, bool keep,
+                const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
+                const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
+                const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
+  check(carry_h, {carry_c, dh, dc, dz, gates, c, weight_hh});
   TORCH_CHECK(carry_c.is_contiguous() && dz.is_contiguous(), "lstm_steps: carry_c and dz must be contiguous");
   const int64_t B = carry_h.size(0), H = carry_h.size(1);
   AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "lstm_steps", [&] {
     const Entry<scalar_t> entry(explicit_, explicit_log, log, steps);
     const Measure<scalar_t> measure(norms, values, H);
-    const Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c), TC(tanh_c);
+    const Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c);
     const Product w(weight_hh);  // [4H, H]
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
     scalar_t* cc = carry_c.data_ptr<scalar_t>();
-    const scalar_t one = 1;
+    scalar_t* dz_p = dz.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      at::Tensor carry_rows = carry_h.narrow(0, b0, n), dz_rows = dz.narrow(1, b0, n);
       for (int64_t t = hi; t >= lo; --t) {
         entry.enter(t, ch, DH, cc, b0, b1, H);
-        at::Tensor z = dz_rows.select(0, keep ? t : 0);  // [n, 4, H], contiguous
-        scalar_t* zp = z.data_ptr<scalar_t>();
+        scalar_t* z = dz_p + ((keep ? t : 0) * B + b0) * 4 * H;  // [n, 4, H], contiguous
+        lstm_back_rows(G.at(t, b0), G.sb, C.at(t, b0), C.at(t + 1, b0), C.sb, DH.at(t, b0), DH.sb, DC.at(t, b0),
+                       DC.sb, cc + b0 * H, z, n, H);
         for (int64_t b = b0; b < b1; ++b) {
-          scalar_t* __restrict__ cb = cc + b * H;
-          const scalar_t* __restrict__ dhb = DH.at(t, b);
-          scalar_t* __restrict__ dcb = DC.at(t, b);
-          const scalar_t* __restrict__ gb = G.at(t, b);  // i, f, g, o blocks of H
-          const scalar_t* __restrict__ pb = C.at(t, b);  // c_{t−1}
-          const scalar_t* __restrict__ tb = TC.at(t - t0, b);
-          scalar_t* __restrict__ zb = zp + (b - b0) * 4 * H;
-          GRADLAB_SIMD
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j], tc = tb[j];
-            const scalar_t dhdc = o * (one - tc * tc);
-            const scalar_t dhdo = tc * o * (one - o);
-            const scalar_t d = dhb[j];
-            const scalar_t cv = cb[j] + d * dhdc;
-            dcb[j] = cv;
-            zb[j] = cv * (g * i * (one - i));
-            zb[H + j] = cv * (pb[j] * f * (one - f));
-            zb[2 * H + j] = cv * (i * (one - g * g));
-            zb[3 * H + j] = d * dhdo;
-            cb[j] = cv * f;
-          }
-          measure.row(0, t, b, dhb, entry.scale_of(t, b));
-          measure.row(1, t, b, dcb, entry.scale_of(t, b));
+          measure.row(0, t, b, DH.at(t, b), entry.scale_of(t, b));
+          measure.row(1, t, b, DC.at(t, b), entry.scale_of(t, b));
         }
         if (t > lo) {  // the next step's rows, fetched while the product runs
           for (int64_t b = b0; b < b1; ++b) {
             prefetch(G.at(t - 1, b), 4 * H);
-            prefetch(C.at(t - 1, b), H);
-            prefetch(TC.at(t - 1 - t0, b), H);
+            prefetch(C.at(t - 1, b), H);  // (its c_t is this step's c_{t−1}, in cache)
             prefetch(DH.at(t - 1, b), H, true);
             prefetch(DC.at(t - 1, b), H, true);
           }
           entry.prefetch_step(t - 1, b0, b1, H);
         }
-        w.into(carry_rows, z.view({n, 4 * H}), at::Tensor());
+        w.into<scalar_t>(ch + b0 * H, H, z, 4 * H, nullptr, 0, n);
         entry.renormalize({ch, cc}, b0, b1, H);
       }
     });
@@ -329,14 +352,14 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
     const Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
     const Product w(weight_hh);  // [3H, H]
     scalar_t* cp = carry.data_ptr<scalar_t>();
+    scalar_t* dx_p = dx.data_ptr<scalar_t>();
+    scalar_t* dy_p = dy.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      at::Tensor carry_rows = carry.narrow(0, b0, n), dx_rows = dx.narrow(1, b0, n), dy_rows = dy.narrow(1, b0, n);
       for (int64_t t = hi; t >= lo; --t) {
         entry.enter(t, cp, DH, nullptr, b0, b1, H);
-        at::Tensor x = dx_rows.select(0, keep ? t : 0), y = dy_rows.select(0, keep ? t : 0);  // [n, 3, H]
-        scalar_t* xp = x.data_ptr<scalar_t>();
-        scalar_t* yp = y.data_ptr<scalar_t>();
+        scalar_t* xp = dx_p + ((keep ? t : 0) * B + b0) * 3 * H;  // [n, 3, H], contiguous
+        scalar_t* yp = dy_p + ((keep ? t : 0) * B + b0) * 3 * H;
         for (int64_t b = b0; b < b1; ++b) {
           const scalar_t* __restrict__ hb = DH.at(t, b);
           const scalar_t *__restrict__ nb = N.at(t, b), *__restrict__ zb = Z.at(t, b), *__restrict__ rb = R.at(t, b),
@@ -358,7 +381,7 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
           }
           measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
-        w.into(carry_rows, y.view({n, 3 * H}), at::Tensor());
+        w.into<scalar_t>(cp + b0 * H, H, yp, 3 * H, nullptr, 0, n);
         for (int64_t b = b0; b < b1; ++b) {
           scalar_t* __restrict__ cb = cp + b * H;
           const scalar_t* __restrict__ hb = DH.at(t, b);
@@ -388,13 +411,12 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
     const Rows<scalar_t> DH(dh), P(dphi);
     const Product w(weight_hh);  // [H, H]
     scalar_t* cp = carry.data_ptr<scalar_t>();
+    scalar_t* da_p = da.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
-      at::Tensor carry_rows = carry.narrow(0, b0, n), da_rows = da.narrow(1, b0, n);
       for (int64_t t = hi; t >= lo; --t) {
         entry.enter(t, cp, DH, nullptr, b0, b1, H);
-        at::Tensor a = da_rows.select(0, keep ? t : 0);  // [n, H]
-        scalar_t* ap = a.data_ptr<scalar_t>();
+        scalar_t* ap = da_p + ((keep ? t : 0) * B + b0) * H;  // [n, H], contiguous
         for (int64_t b = b0; b < b1; ++b) {
           const scalar_t* __restrict__ hb = DH.at(t, b);
           const scalar_t* __restrict__ pb = P.at(t, b);
@@ -403,7 +425,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
           for (int64_t j = 0; j < H; ++j) ab[j] = hb[j] * pb[j];
           measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
-        w.into(carry_rows, a, at::Tensor());
+        w.into<scalar_t>(cp + b0 * H, H, ap, H, nullptr, 0, n);
         entry.renormalize({cp}, b0, b1, H);
       }
     });
@@ -420,7 +442,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
 
 TORCH_LIBRARY(gradlab, m) {
   m.def("lstm_steps(Tensor(a!) carry_h, Tensor(b!) carry_c, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) dz, "
-        "Tensor gates, Tensor c, Tensor tanh_c, Tensor weight_hh, int hi, int lo, int t0, bool keep, " MEASURE ", " ENTRY
+        "Tensor gates, Tensor c, Tensor weight_hh, int hi, int lo, bool keep, " MEASURE ", " ENTRY
         ") -> ()");
   m.def("gru_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) dx, Tensor(d!) dy, Tensor d_n, Tensor d_z, "
         "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, int hi, int lo, bool keep, " MEASURE ", " ENTRY
