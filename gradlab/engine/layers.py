@@ -13,7 +13,7 @@ import torch
 from gradlab.engine.forward import sweep_order
 from gradlab.engine.logscale import (LOG_ZERO, LogScale, PlainScale, add_logs, log10_from, log10_norm, split_log,
                                      to_plain)
-from gradlab.engine.numerics import stable_norm
+from gradlab.engine.numerics import nonzero_steps, stable_norm
 from gradlab.engine.params import log_domain_parameter_grads, parameter_grads
 from gradlab.models.architectures import RowNorms, first_steps
 from gradlab.models.recurrent import RecurrentModel
@@ -128,7 +128,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 active = (log > LOG_ZERO / 2).any(dim=1)
             else:
                 e, log = flip(explicit[..., part]), None
-                active = e.flatten(1).ne(0).any(dim=1)
+                active = nonzero_steps(e)
             shown = explicit_rows(e, log, finals, keep_grads, active)
             # nothing enters past the last active step: the sweep starts there, the later steps are 0
             n = T if carries_gradient(final, log_domain) else last_active(active) + 1

@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 
 import torch
 
-from gradlab.engine.numerics import stable_norm
+from gradlab.engine.numerics import nonzero_steps, stable_norm
 from gradlab.models.architectures.base import ENTERED, FINAL, QUIET
 
 #: log of an exact zero. A finite stand-in for −inf keeps λ − m well defined (never −inf − (−inf)).
@@ -97,7 +97,7 @@ class PlainScale:
         the explicit gradient is exactly zero and no final state enters (QUIET: δh_t = carry), a run
         where it is not zero in any (ENTERED), or one step where a final state enters (FINAL); the
         same for compiled steps (a quiet run reads no explicit gradient there)."""
-        adds = self.explicit.flatten(1).ne(0).any(dim=1).tolist()  # one sync
+        adds = nonzero_steps(self.explicit).tolist()  # one sync
         yield from runs(T, adds, self.final_steps)
 
     def renormalize(self, *carries: torch.Tensor) -> None:
