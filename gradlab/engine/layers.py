@@ -151,14 +151,15 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             else:
                 scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
             norms = RowNorms.for_sweep(len(model.state_names), scale.explicit, keep_grads and log_domain and not extra)
-            g = arch.backward_sweep(sub_tape, scale, start, w_hh, **extra, keep_projections=with_params or k > 0,
-                                    norms=norms)
+            wants_dx = with_params or k > 0
+            g = arch.backward_sweep(sub_tape, scale, start, w_hh, **extra, keep_projections=with_params, norms=norms,
+                                    weight_ih=w_ih if wants_dx else None)
             steps = scale.steps if log_domain else None
             dh_rows = pad.rows(state_rows(norms, 0, g.dh, steps, keep_grads))
             dc_rows = None if g.dc is None else pad.rows(state_rows(norms, 1, g.dc, steps, keep_grads))
             grad_initial = (g.grad_initial, scale.log) if log_domain else g.grad_initial
-            if with_params or k > 0:  # ∂L/∂(input of layer k) through this direction
-                down = pad(g.dx_proj @ w_ih, 0.0)
+            if wants_dx:  # ∂L/∂(input of layer k) through this direction
+                down = pad(g.input_grad, 0.0)
                 down = (flip(down), flip(pad(steps, LOG_ZERO))) if log_domain else flip(down)
                 below = down if below is None else add_logs(*below, *down) if log_domain else below + down
             params = {}

@@ -104,6 +104,8 @@ class SweepGrads:
     dh_proj:      [T, B, G·H] ∂L/∂(h_{t−1} W_hhᵀ + b_hh), the gradient on the recurrent projection
                   (the same tensor as dx_proj unless a gate sits between the two, as in the GRU)
     grad_initial: the gradient on the initial state, one [B, H] tensor per state name
+    input_grad:   [T, B, I]   δx_t W_ih, the gradient on the layer's input through this sweep, where the
+                  caller asked for it with ``weight_ih`` (:class:`InputGrad`), else None
     """
 
     dh: torch.Tensor
@@ -111,6 +113,7 @@ class SweepGrads:
     dx_proj: Optional[torch.Tensor]
     dh_proj: Optional[torch.Tensor]
     grad_initial: tuple[torch.Tensor, ...]
+    input_grad: Optional[torch.Tensor] = None
 
 
 @dataclass
@@ -164,6 +167,32 @@ def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: 
                 scale.enter(t, carries[0], carries[1:], out=dh[t])
                 after_entering(t)
                 scale.renormalize(*carries)
+
+
+class InputGrad:
+    """How a sweep gives ∂L/∂x_t = δx_t W_ih (eq. PARAM-grads) where the caller asked for it with
+    ``weight_ih`` [G·H, I]: compiled steps form its rows as they go (``buffer`` [T, B, I], which the
+    steps write, and the eager steps left in a compiled sweep too, with :meth:`step`); eager sweeps keep
+    every step's δx (``keeps``) for one product after the sweep (:meth:`result`)."""
+
+    def __init__(self, explicit: torch.Tensor, weight_ih: Optional[torch.Tensor], compiled) -> None:
+        self.weight = weight_ih
+        self.buffer = None
+        if weight_ih is not None and compiled is not None:
+            self.buffer = explicit.new_empty(explicit.shape[0], explicit.shape[1], weight_ih.shape[1])
+        self.keeps = weight_ih is not None and compiled is None
+
+    def step(self, t: int, dx_proj: torch.Tensor) -> None:
+        """An eager step t of a compiled sweep: its row from δx_t [B, G·H]."""
+        if self.buffer is not None:
+            torch.mm(dx_proj, self.weight, out=self.buffer[t])
+
+    def result(self, dx_proj: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """∂L/∂x [T, B, I] through the sweep (None where not asked for), given every step's δx [T, B, G·H]
+        where :attr:`keeps`."""
+        if self.buffer is not None or self.weight is None:
+            return self.buffer
+        return dx_proj @ self.weight
 
 
 def stack_states(first: torch.Tensor, T: int) -> torch.Tensor:
@@ -235,11 +264,12 @@ class Architecture(ABC):
     @abstractmethod
     def backward_sweep(self, tape: Tape, scale: CarryScale, grad_final: tuple[torch.Tensor, ...],
                        weight_hh: torch.Tensor, keep_projections: bool = True,
-                       norms: Optional[RowNorms] = None) -> SweepGrads:
+                       norms: Optional[RowNorms] = None, weight_ih: Optional[torch.Tensor] = None) -> SweepGrads:
         """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0.
         keep_projections: keep the gradients on the projections for every step (for the parameter
         gradients and the layer below); without, one step's buffer is reused and they are None.
-        norms: where the compiled steps measure the rows they store (the eager steps leave it alone)."""
+        norms: where the compiled steps measure the rows they store (the eager steps leave it alone).
+        weight_ih: [G·H, I], where the caller needs ∂L/∂x (``SweepGrads.input_grad``, see :class:`InputGrad`)."""
 
     @abstractmethod
     def step_jacobians(self, tape: Tape, weight_hh: torch.Tensor) -> Iterator[torch.Tensor]:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads,
-                                               diag_times, no_hook, run_spans, stack_states)
+                                               diag_times, no_hook, InputGrad, run_spans,
+                                               stack_states)
 from gradlab.models.architectures.compiled import kernels
 
 
@@ -171,7 +172,8 @@ class LSTMArchitecture(Architecture):
         return LSTMDerivatives(ifg=ifg, o=tanh_c * o * (1 - o), c=o * (1 - tanh_c * tanh_c), f=f)
 
     def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh, weight_hr=None,
-                       keep_projections: bool = True, norms: Optional[RowNorms] = None) -> SweepGrads:
+                       keep_projections: bool = True, norms: Optional[RowNorms] = None,
+                       weight_ih: Optional[torch.Tensor] = None) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n, ∂L/∂c_n):
 
         (LSTM-back-h)  δh_t = ∂⁺L/∂h_t + δz_{t+1} W_hh
@@ -189,16 +191,18 @@ class LSTMArchitecture(Architecture):
         T, B = explicit.shape[:2]
         H = tape.c.shape[-1]
         dh, dc = torch.empty_like(explicit), explicit.new_empty(T, B, H)
-        dz = explicit.new_empty(T if keep_projections else 1, B, 4, H)
         carry_h, carry_c = grad_final[0].clone(), grad_final[1].clone()
         dm = dh if weight_hr is None else explicit.new_empty(T, B, H)
         compiled = kernels(explicit) if weight_hr is None else None
         chunks = _Chunks(self, tape, DERIVATIVE_CHUNK if compiled is None else MERGING_CHUNK)
+        input_grad = InputGrad(explicit, weight_ih, compiled)
+        keep = keep_projections or input_grad.keeps
+        dz = explicit.new_empty(T if keep else 1, B, 4, H)
 
         def after_entering(t: int) -> None:  # δh_t is in dh[t]: eqs. (LSTM-back-m, -c, -z, -h)
             d, t0 = chunks.derivatives(t)
             s = t - t0
-            z = dz[t if keep_projections else 0]
+            z = dz[t if keep else 0]
             if weight_hr is not None:
                 torch.mm(dh[t], weight_hr, out=dm[t])
             torch.addcmul(carry_c, dm[t], d.c[s], out=dc[t])
@@ -206,19 +210,20 @@ class LSTMArchitecture(Architecture):
             torch.mul(dm[t], d.o[s], out=z[:, 3])
             torch.mm(z.view(B, 4 * H), weight_hh, out=carry_h)
             torch.mul(dc[t], d.f[s], out=carry_c)
+            input_grad.step(t, z.view(B, 4 * H))
 
         def compiled_span(hi: int, lo: int, entry) -> None:
             """sweep_steps.cpp: the scale's entering and after_entering's steps compiled, forming the
             local derivatives as it goes from the gates and c (tanh c_t by activations.h's tanh, the compiled
             forward's)."""
             measure = (None, None) if norms is None else norms.outputs(hi, lo)
-            compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, weight_hh, hi, lo, keep_projections,
-                                *measure, *(entry or (None,) * 4))
+            compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, weight_hh, weight_ih,
+                                input_grad.buffer, hi, lo, keep, *measure, *(entry or (None,) * 4))
 
         scale.track(dh, dc)
         run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else compiled_span)
-        dz = dz.view(T, B, 4 * H) if keep_projections else None
-        return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c))
+        dz = dz.view(T, B, 4 * H) if keep else None
+        return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c), input_grad.result(dz))
 
     def step_jacobians(self, tape: LSTMTape, weight_hh) -> Iterator[torch.Tensor]:
         """Eq. (JAC-LSTM): [[∂h_t/∂h_{t−1}, ∂h_t/∂c_{t−1}], [∂c_t/∂h_{t−1}, ∂c_t/∂c_{t−1}]],

@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -239,6 +240,34 @@ struct Entry {
   }
 };
 
+// ∂L/∂x_t = δx_t W_ih through this direction (eq. PARAM-grads), formed while the step's δx rows (the
+// gradient on the input projection) are in cache, instead of one [T·B, G·H] · [G·H, I] product after
+// the sweep, which reads them all back (MKL ran that product, narrow as it is, at about a quarter of
+// the rate of the recurrent one). weight_ih [G·H, I] and dx [T, B, I] (contiguous, written), or
+// neither: then nothing is formed.
+template <typename scalar_t>
+class InputGrad {
+ public:
+  InputGrad(const c10::optional<at::Tensor>& weight_ih, const c10::optional<at::Tensor>& dx, int64_t B) : B_(B) {
+    if (!(dx.has_value() && dx->defined())) return;
+    TORCH_CHECK(weight_ih.has_value() && weight_ih->defined() && dx->is_contiguous() && dx->dim() == 3 &&
+                    dx->size(1) == B && dx->size(2) == weight_ih->size(1),
+                "sweep_steps: dx must be a contiguous [T, B, I] tensor, with weight_ih [G·H, I]");
+    product_.emplace(*weight_ih);
+    dx_ = dx->data_ptr<scalar_t>();
+    I_ = dx->size(2);
+  }
+  // Rows b0 … b0 + n − 1 of step t from their δx rows (ld apart).
+  void rows(int64_t t, int64_t b0, int64_t n, const scalar_t* proj, int64_t ld) const {
+    if (dx_ != nullptr) product_->template into<scalar_t>(dx_ + (t * B_ + b0) * I_, I_, proj, ld, nullptr, 0, n);
+  }
+
+ private:
+  std::optional<Product> product_;
+  scalar_t* dx_ = nullptr;
+  int64_t B_, I_ = 0;
+};
+
 // LSTM, the n rows of one step from δh_t (eqs. LSTM-back-c, LSTM-back-z), with the local derivatives
 // of LSTMArchitecture.local_derivatives formed in the same loop, in the same order, and tanh c_t as
 // the forward step formed it (activations.h):
@@ -288,11 +317,12 @@ GRADLAB_WIDEST_VECTORS void lstm_back_rows(const double* gates, int64_t sg, cons
   lstm_back_rows_of(gates, sg, before, after, sc, dh, sdh, dc, sdc, carry_c, z, n, H);
 }
 
-// LSTM, steps hi down to lo: δh_t entered; lstm_back_rows; carry_h = δz_t W_hh (eq. LSTM-back-h).
-// gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0); dz: [T, B, 4, H] (keep) or
-// [1, B, 4, H], contiguous.
+// LSTM, steps hi down to lo: δh_t entered; lstm_back_rows; carry_h = δz_t W_hh (eq. LSTM-back-h); the
+// rows of ∂L/∂x_t (InputGrad). gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0);
+// dz: [T, B, 4, H] (keep) or [1, B, 4, H], contiguous.
 void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tensor dc, at::Tensor dz,
-                at::Tensor gates, at::Tensor c, at::Tensor weight_hh, int64_t hi, int64_t lo, bool keep,
+                at::Tensor gates, at::Tensor c, at::Tensor weight_hh, const c10::optional<at::Tensor>& weight_ih,
+                const c10::optional<at::Tensor>& dx, int64_t hi, int64_t lo, bool keep,
                 const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
                 const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
                 const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
@@ -304,6 +334,7 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
     const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), DC(dc), G(gates), C(c);
     const Product w(weight_hh);  // [4H, H]
+    const InputGrad<scalar_t> input(weight_ih, dx, B);
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
     scalar_t* cc = carry_c.data_ptr<scalar_t>();
     scalar_t* dz_p = dz.data_ptr<scalar_t>();
@@ -328,6 +359,7 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
           entry.prefetch_step(t - 1, b0, b1, H);
         }
         w.into<scalar_t>(ch + b0 * H, H, z, 4 * H, nullptr, 0, n);
+        input.rows(t, b0, n, z, 4 * H);
         entry.renormalize({ch, cc}, b0, b1, H);
       }
     });
@@ -339,8 +371,9 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
 //   δx_t = [δa_r, δa_z, δa_n];  δy_t = [δa_r, δa_z, δa_n ⊙ r];  carry = δy_t W_hh + δh_t ⊙ z.
 // dx, dy: [T, B, 3, H] (keep) or [1, B, 3, H], contiguous.
 void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at::Tensor d_n, at::Tensor d_z,
-               at::Tensor d_r, at::Tensor reset, at::Tensor keep_gate, at::Tensor weight_hh, int64_t hi, int64_t lo,
-               bool keep, const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
+               at::Tensor d_r, at::Tensor reset, at::Tensor keep_gate, at::Tensor weight_hh,
+               const c10::optional<at::Tensor>& weight_ih, const c10::optional<at::Tensor>& input_grad, int64_t hi,
+               int64_t lo, bool keep, const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
                const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
                const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
   check(carry, {dh, dx, dy, d_n, d_z, d_r, reset, keep_gate, weight_hh});
@@ -351,6 +384,7 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
     const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), N(d_n), Z(d_z), R(d_r), RESET(reset), KEEP(keep_gate);
     const Product w(weight_hh);  // [3H, H]
+    const InputGrad<scalar_t> input(weight_ih, input_grad, B);
     scalar_t* cp = carry.data_ptr<scalar_t>();
     scalar_t* dx_p = dx.data_ptr<scalar_t>();
     scalar_t* dy_p = dy.data_ptr<scalar_t>();
@@ -382,6 +416,7 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
           measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
         w.into<scalar_t>(cp + b0 * H, H, yp, 3 * H, nullptr, 0, n);
+        input.rows(t, b0, n, xp, 3 * H);
         for (int64_t b = b0; b < b1; ++b) {
           scalar_t* __restrict__ cb = cp + b * H;
           const scalar_t* __restrict__ hb = DH.at(t, b);
@@ -397,8 +432,9 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
 
 // SRN, steps hi down to lo (eq. SRN-back):
 //   δh_t entered;  δa_t = δh_t ⊙ φ′(a_t);  carry = δa_t W_hh.   da: [T, B, H] (keep) or [1, B, H].
-void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, at::Tensor weight_hh, int64_t hi,
-               int64_t lo, bool keep, const c10::optional<at::Tensor>& norms,
+void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, at::Tensor weight_hh,
+               const c10::optional<at::Tensor>& weight_ih, const c10::optional<at::Tensor>& dx, int64_t hi, int64_t lo,
+               bool keep, const c10::optional<at::Tensor>& norms,
                const c10::optional<at::Tensor>& values, const c10::optional<at::Tensor>& explicit_,
                const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
                const c10::optional<at::Tensor>& steps) {
@@ -410,6 +446,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
     const Measure<scalar_t> measure(norms, values, H);
     const Rows<scalar_t> DH(dh), P(dphi);
     const Product w(weight_hh);  // [H, H]
+    const InputGrad<scalar_t> input(weight_ih, dx, B);
     scalar_t* cp = carry.data_ptr<scalar_t>();
     scalar_t* da_p = da.data_ptr<scalar_t>();
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
@@ -426,6 +463,7 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
           measure.row(0, t, b, hb, entry.scale_of(t, b));
         }
         w.into<scalar_t>(cp + b0 * H, H, ap, H, nullptr, 0, n);
+        input.rows(t, b0, n, ap, H);
         entry.renormalize({cp}, b0, b1, H);
       }
     });
@@ -439,15 +477,17 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
 #define ENTRY "Tensor? explicit, Tensor? explicit_log, Tensor(f!)? log, Tensor(g!)? steps"
 // What the span measures of the rows it stores, before them (see Measure): none, or norms and values.
 #define MEASURE "Tensor(h!)? norms, Tensor(i!)? values"
+// The input's gradient through the direction (see InputGrad), after the recurrent weight: none, or both.
+#define INPUT "Tensor? weight_ih, Tensor(j!)? input_grad"
 
 TORCH_LIBRARY(gradlab, m) {
   m.def("lstm_steps(Tensor(a!) carry_h, Tensor(b!) carry_c, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) dz, "
-        "Tensor gates, Tensor c, Tensor weight_hh, int hi, int lo, bool keep, " MEASURE ", " ENTRY
+        "Tensor gates, Tensor c, Tensor weight_hh, " INPUT ", int hi, int lo, bool keep, " MEASURE ", " ENTRY
         ") -> ()");
   m.def("gru_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) dx, Tensor(d!) dy, Tensor d_n, Tensor d_z, "
-        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, int hi, int lo, bool keep, " MEASURE ", " ENTRY
+        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, " INPUT ", int hi, int lo, bool keep, " MEASURE ", " ENTRY
         ") -> ()");
-  m.def("srn_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) da, Tensor dphi, Tensor weight_hh, "
+  m.def("srn_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) da, Tensor dphi, Tensor weight_hh, " INPUT ", "
         "int hi, int lo, bool keep, " MEASURE ", " ENTRY ") -> ()");
 }
 
