@@ -14,7 +14,7 @@ from gradlab.engine.forward import sweep_order
 from gradlab.engine.logscale import (LOG_ZERO, LogScale, PlainScale, add_logs, log10_from, log10_norm, split_log,
                                      to_plain)
 from gradlab.engine.numerics import nonzero_steps, stable_norm
-from gradlab.engine.params import log_domain_parameter_grads, parameter_grads
+from gradlab.engine.params import ParameterSums
 from gradlab.models.architectures import RowNorms, first_steps
 from gradlab.models.recurrent import RecurrentModel
 
@@ -152,9 +152,12 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 scale, start = PlainScale(e.contiguous()), tuple(c.clone() for c in final)
             norms = RowNorms.for_sweep(len(model.state_names), scale.explicit, keep_grads and log_domain and not extra)
             wants_dx = with_params or k > 0
-            g = arch.backward_sweep(sub_tape, scale, start, w_hh, **extra, keep_projections=with_params, norms=norms,
-                                    weight_ih=w_ih if wants_dx else None)
             steps = scale.steps if log_domain else None
+            sums = ParameterSums(arch, sub_tape, flip(inputs[k])[:n], k, d, b_ih is not None, bool(extra),
+                                 steps) if with_params else None
+            g = arch.backward_sweep(sub_tape, scale, start, w_hh, **extra, norms=norms,
+                                    take_projections=None if sums is None else sums.take,
+                                    weight_ih=w_ih if wants_dx else None)
             dh_rows = pad.rows(state_rows(norms, 0, g.dh, steps, keep_grads))
             dc_rows = None if g.dc is None else pad.rows(state_rows(norms, 1, g.dc, steps, keep_grads))
             grad_initial = (g.grad_initial, scale.log) if log_domain else g.grad_initial
@@ -162,13 +165,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
                 down = pad(g.input_grad, 0.0)
                 down = (flip(down), flip(pad(steps, LOG_ZERO))) if log_domain else flip(down)
                 below = down if below is None else add_logs(*below, *down) if log_domain else below + down
-            params = {}
-            if with_params and log_domain:
-                params = log_domain_parameter_grads(arch, sub_tape, flip(inputs[k])[:n], g, steps, k, d,
-                                                    b_ih is not None, bool(extra))
-            elif with_params:
-                params = parameter_grads(arch, sub_tape, flip(inputs[k])[:n], g.dx_proj, g.dh_proj, g.dh, k, d,
-                                         b_ih is not None, bool(extra))
+            params = {} if sums is None else sums.result(g.dh)
             fl = lambda v: None if v is None else flip(v)  # noqa: E731
             dc_rows = dc_rows or (None, None, None)
             sweeps[k * D + d] = LayerSweep(fl(dh_rows[0]), fl(dc_rows[0]), flip(dh_rows[1]), fl(dc_rows[1]),

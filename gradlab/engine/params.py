@@ -1,65 +1,97 @@
-"""The parameter gradients of one layer and direction from its backward sweep: eq. (PARAM-grads) on
-plain gradients, and eq. (LOG-params) on the log-domain sweep's unit-size gradients and per-step
-scales (docs/derivations.md)."""
+"""The parameter gradients of one layer and direction, summed as its backward sweep hands on the
+gradients on the projections (``Projections`` in gradlab/models/architectures/base.py): eq.
+(PARAM-grads) on plain gradients, eq. (LOG-params) on the log-domain sweep's unit-size gradients and
+per-step scales (docs/derivations.md)."""
 
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
 from gradlab.engine.logscale import LOG_ZERO, to_plain
-from gradlab.models.architectures import SweepGrads
 
 
-def step_weights(steps: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def step_weights(steps: torch.Tensor, dtype: torch.dtype,
+                 at_least: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. (LOG-params): a sum over steps of terms e^{λ_t}·x̂_t is e^{m}·Σ_t e^{λ_t − m}·x̂_t with m the
-    largest λ: every weight ≤ 1, so the sum is formed without overflow and scaled once, to inf only
-    where the true value overflows (and an exact zero stays zero). steps: λ [T, B] (float64).
-    Returns the weights [T, B, 1] in ``dtype`` and m (a 0-d float64 tensor; LOG_ZERO when every
-    term is zero)."""
+    largest λ (or ``at_least``, the scale of what the sum already holds, where larger): every weight ≤ 1,
+    so the sum is formed without overflow and scaled once, to inf only where the true value overflows
+    (and an exact zero stays zero). steps: λ [T, B] (float64). Returns the weights [T, B, 1] in ``dtype``
+    and m (a 0-d float64 tensor; LOG_ZERO when every term is zero)."""
     alive = steps > LOG_ZERO / 2
     top = steps.masked_fill(~alive, -math.inf).max()
+    if at_least is not None:
+        top = torch.maximum(top, at_least)
     top = torch.where(torch.isfinite(top), top, torch.full_like(top, LOG_ZERO))
     return torch.where(alive, (steps - top).exp(), torch.zeros_like(steps)).to(dtype).unsqueeze(-1), top
 
 
-def parameter_grads(arch, tape, inputs: torch.Tensor, dxp: torch.Tensor, dyp: torch.Tensor, dh: torch.Tensor,
-                    k: int, d: int, bias: bool, projected: bool) -> dict[str, torch.Tensor]:
-    """Eq. (PARAM-grads) for layer k, direction d, as products over all T·B rows; everything in the
-    direction's swept order. inputs: the layer's input [T, B, in]; dxp, dyp: the gradients on the
-    input and recurrent projections [T, B, G·H]; dh: ∂L/∂h_t [T, B, H].
+class ParameterSums:
+    """Eq. (PARAM-grads) for layer k, direction d, as products over the T·B rows of each chunk of steps
+    that the sweep hands to :meth:`take`, added up; everything in the direction's swept order.
 
-    Each gradient is read once: δᵀ [x_t, h_{t−1}, 1] gives ∂L/∂W_ih, ∂L/∂W_hh and the bias gradient
-    in one product where both projections have the same gradient (LSTM, SRN), δxᵀ [x_t, 1] and
-    δyᵀ [h_{t−1}, 1] otherwise (GRU): measured 38.6 against 90.5 ms for an LSTM's [32000, 512]
-    gradient with separate products and sums (AMD EPYC, 2 threads)."""
-    suffix = f"_l{k}" + ("_reverse" if d else "")
-    x, h = inputs.flatten(0, 1), tape.h[:-1].flatten(0, 1)
-    ones = [x.new_ones(x.shape[0], 1)] if bias else []
-    widths = [x.shape[1], h.shape[1]]
-    if dyp is dxp:
-        w_ih, w_hh, *b = (dxp.flatten(0, 1).T @ torch.cat([x, h, *ones], dim=1)).split(widths + [1] * bias, dim=1)
-        b_ih, b_hh = (b[0].squeeze(1), b[0].squeeze(1).clone()) if bias else (None, None)
-    else:
-        w_ih, *b_ih = (dxp.flatten(0, 1).T @ torch.cat([x, *ones], dim=1)).split([widths[0]] + [1] * bias, dim=1)
-        w_hh, *b_hh = (dyp.flatten(0, 1).T @ torch.cat([h, *ones], dim=1)).split([widths[1]] + [1] * bias, dim=1)
-        b_ih, b_hh = (b_ih[0].squeeze(1), b_hh[0].squeeze(1)) if bias else (None, None)
-    params = {"weight_ih" + suffix: w_ih, "weight_hh" + suffix: w_hh}
-    if bias:
-        params["bias_ih" + suffix], params["bias_hh" + suffix] = b_ih, b_hh
-    if projected:  # for the projection: ∂L/∂W_hr = Σ_t δh_tᵀ m_t
-        params["weight_hr" + suffix] = dh.flatten(0, 1).T @ arch.projection_input(tape).flatten(0, 1)
-    return params
+    inputs: the layer's input [T, B, in]; tape: its tape (h_{t−1} = tape.h[t]); steps: in the log domain
+    the sweep's per-step scales λ [T, B] (filled as it runs), else None. Each chunk's gradients are read
+    once: δᵀ [x_t, h_{t−1}, 1] gives ∂L/∂W_ih, ∂L/∂W_hh and the bias gradient in one product where both
+    projections have the same gradient (LSTM, SRN), δxᵀ [x_t, 1] and δyᵀ [h_{t−1}, 1] otherwise (GRU):
+    measured 38.6 against 90.5 ms for an LSTM's [32000, 512] gradient with separate products and sums
+    (AMD EPYC, 2 threads). In the log domain each chunk's terms are weighted by e^{λ − m} with m the
+    largest scale so far (:func:`step_weights`), what the sums hold rescaled when m grows, and the sums
+    returned plain (eq. LOG-params). ∂L/∂W_hr = Σ_t δh_tᵀ m_t of a projection is formed by :meth:`result`
+    from the sweep's δh [T, B, P]."""
 
+    def __init__(self, arch, tape, inputs: torch.Tensor, k: int, d: int, bias: bool, projected: bool,
+                 steps: Optional[torch.Tensor] = None) -> None:
+        self.arch, self.tape, self.inputs, self.bias, self.projected = arch, tape, inputs, bias, projected
+        self.suffix = f"_l{k}" + ("_reverse" if d else "")
+        self.steps = steps
+        self.top: Optional[torch.Tensor] = None  # m, in the log domain
+        self.sums: Optional[list[torch.Tensor]] = None
 
-def log_domain_parameter_grads(arch, tape, inputs: torch.Tensor, g: SweepGrads, steps: torch.Tensor, k: int, d: int,
-                               bias: bool, projected: bool) -> dict[str, torch.Tensor]:
-    """Eq. (PARAM-grads) on the log-domain sweep ``g`` (unit-size gradients, λ = ``steps`` [T, B]),
-    each sum formed on the largest step's scale (eq. LOG-params) and returned plain."""
-    w, top = step_weights(steps, g.dh.dtype)
-    dxp = g.dx_proj * w
-    dyp = dxp if g.dh_proj is g.dx_proj else g.dh_proj * w
-    dh = g.dh * w if projected else g.dh
-    params = parameter_grads(arch, tape, inputs, dxp, dyp, dh, k, d, bias, projected)
-    return {name: to_plain(v, top.expand(v.shape[:-1])) for name, v in params.items()}
+    def take(self, lo: int, hi: int, dxp: torch.Tensor, dyp: torch.Tensor) -> None:
+        """Add the terms of steps lo … hi: dxp, dyp the gradients on the input and recurrent projections,
+        [hi − lo + 1, B, G·H] (the same tensor where they are one)."""
+        same = dyp is dxp
+        if self.steps is not None:
+            w, top = step_weights(self.steps[lo:hi + 1], dxp.dtype, self.top)
+            if self.sums is not None and bool(top > self.top):
+                factor = float((self.top - top).exp())
+                for s in self.sums:
+                    s.mul_(factor)
+            self.top = top
+            dxp = dxp * w
+            dyp = dxp if same else dyp * w
+        x, h = self.inputs[lo:hi + 1].flatten(0, 1), self.tape.h[lo:hi + 1].flatten(0, 1)
+        ones = [x.new_ones(x.shape[0], 1)] if self.bias else []
+        if same:
+            products = [(dxp.flatten(0, 1), torch.cat([x, h, *ones], dim=1))]
+        else:
+            products = [(dxp.flatten(0, 1), torch.cat([x, *ones], dim=1)), (dyp.flatten(0, 1), torch.cat([h, *ones], dim=1))]
+        if self.sums is None:
+            self.sums = [a.T @ b for a, b in products]
+        else:
+            for s, (a, b) in zip(self.sums, products):
+                s.addmm_(a.T, b)
+
+    def result(self, dh: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The gradients by torch's parameter names, plain. dh: the sweep's δh [T, B, P] (for a projection)."""
+        widths = [self.inputs.shape[-1], self.tape.h.shape[-1]]
+        if len(self.sums) == 1:
+            w_ih, w_hh, *b = self.sums[0].split(widths + [1] * self.bias, dim=1)
+            b_ih, b_hh = (b[0].squeeze(1), b[0].squeeze(1).clone()) if self.bias else (None, None)
+        else:
+            w_ih, *b_ih = self.sums[0].split([widths[0]] + [1] * self.bias, dim=1)
+            w_hh, *b_hh = self.sums[1].split([widths[1]] + [1] * self.bias, dim=1)
+            b_ih, b_hh = (b_ih[0].squeeze(1), b_hh[0].squeeze(1)) if self.bias else (None, None)
+        params = {"weight_ih" + self.suffix: w_ih, "weight_hh" + self.suffix: w_hh}
+        if self.bias:
+            params["bias_ih" + self.suffix], params["bias_hh" + self.suffix] = b_ih, b_hh
+        if self.projected:  # ∂L/∂W_hr = Σ_t δh_tᵀ m_t
+            weighted = dh if self.steps is None else dh * step_weights(self.steps, dh.dtype, self.top)[0]
+            params["weight_hr" + self.suffix] = (weighted.flatten(0, 1).T
+                                                 @ self.arch.projection_input(self.tape).flatten(0, 1))
+        if self.steps is not None:
+            params = {name: to_plain(v, self.top.expand(v.shape[:-1])) for name, v in params.items()}
+        return params

@@ -329,3 +329,41 @@ def test_a_sweep_starts_at_the_last_step_a_gradient_enters(kind, kwargs, log_dom
         if log_domain:
             assert np.isneginf(res.log10_grad_norms("h", 1, d)[zero]).all()
     assert_agree(res, autograd_reference(model, x, g))
+
+
+@pytest.mark.parametrize("kind,kwargs", MODEL_CONFIGS, ids=MODEL_IDS)
+@pytest.mark.parametrize("log_domain", [False, True], ids=["plain", "log"])
+@pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
+@pytest.mark.parametrize("steps", [1, 3, None], ids=["chunks-of-1", "chunks-of-3", "whole"])
+def test_parameter_gradients_are_summed_chunk_by_chunk(kind, kwargs, log_domain, packed, steps, monkeypatch):
+    """Compiled sweeps hand their projection gradients to the parameter sums in chunks of about
+    CHUNK_BYTES (base.Projections): in chunks of one step, of 3 (not dividing T) or all at once, with
+    each sample's final-state gradient merged by eager steps (packed), every gradient equals autograd's.
+    The recurrent weights are scaled up so that the gradient grows backwards: in the log domain each
+    chunk's largest scale is above the sums' so far, which are rescaled (eq. LOG-params)."""
+    from gradlab.engine import params
+    from gradlab.models.architectures import base
+
+    T, B = 9, 3
+    model = make_model(kind, kwargs, num_layers=2, bidirectional=True)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("weight_hh"):
+                p.mul_(4.0)
+    gen = torch.Generator().manual_seed(12)
+    lengths = [9, 7, 6] if packed else [T] * B
+    x = torch.randn(T, B, model.input_size, generator=gen, dtype=torch.float64)
+    g = torch.randn(T, B, 2 * model.hidden_size, generator=gen, dtype=torch.float64)
+    end = random_like_state(model, B, gen)
+    if packed:
+        x = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), enforce_sorted=False)
+        g = torch.nn.utils.rnn.pack_padded_sequence(g, torch.tensor(lengths), enforce_sorted=False)
+    per_step = B * model.architecture.gate_count * model.hidden_size * (2 if kind == "gru" else 1) * 8
+    monkeypatch.setattr(base, "CHUNK_BYTES", per_step * (steps or 10**6))
+    chunks = []
+    take = params.ParameterSums.take
+    monkeypatch.setattr(params.ParameterSums, "take", lambda self, lo, hi, *a: (chunks.append(hi - lo + 1),
+                                                                               take(self, lo, hi, *a))[1])
+    res = bptt(model, x, g, grad_state=end, log_domain=log_domain)
+    assert len(chunks) == 4 * -(-T // (steps or T)) and max(chunks) == (steps or T)  # 2 layers × 2 directions
+    assert_agree(res, autograd_reference(model, x, g, grad_state=end))

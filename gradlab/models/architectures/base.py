@@ -17,6 +17,7 @@ initial state; the *carry* is the adjoint passed from step t+1 back to step t in
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields, replace
 from typing import Callable, ClassVar, Iterator, Optional, Protocol
@@ -99,10 +100,6 @@ class SweepGrads:
 
     dh:           [T, B, H]   total ∂L/∂h_t
     dc:           [T, B, H]   total ∂L/∂c_t (architectures with a cell state), else None
-    dx_proj:      [T, B, G·H] ∂L/∂(x_t W_ihᵀ + b_ih), the gradient on the input projection (None
-                  when the sweep was asked not to keep the projections)
-    dh_proj:      [T, B, G·H] ∂L/∂(h_{t−1} W_hhᵀ + b_hh), the gradient on the recurrent projection
-                  (the same tensor as dx_proj unless a gate sits between the two, as in the GRU)
     grad_initial: the gradient on the initial state, one [B, H] tensor per state name
     input_grad:   [T, B, I]   δx_t W_ih, the gradient on the layer's input through this sweep, where the
                   caller asked for it with ``weight_ih`` (:class:`InputGrad`), else None
@@ -110,8 +107,6 @@ class SweepGrads:
 
     dh: torch.Tensor
     dc: Optional[torch.Tensor]
-    dx_proj: Optional[torch.Tensor]
-    dh_proj: Optional[torch.Tensor]
     grad_initial: tuple[torch.Tensor, ...]
     input_grad: Optional[torch.Tensor] = None
 
@@ -147,17 +142,25 @@ class RowNorms:
 
 def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: torch.Tensor,
               after_entering: Callable[[int], None],
-              compiled_span: Optional[Callable[[int, int, Optional[tuple]], None]]) -> None:
+              compiled_span: Optional[Callable[[int, int, Optional[tuple]], None]],
+              projections: Optional["Projections"] = None) -> None:
     """The loop of every backward sweep, over the scale's spans (:meth:`CarryScale.spans`).
 
     carries: (the carry into δh, then any others, e.g. δc), updated in place; dh: [T, B, H], where
     step t's total δh_t goes; after_entering(t): the architecture's step from δh_t (in dh[t]) to the
     next carries; compiled_span(hi, lo, entry): steps hi … lo in one compiled call, quiet (entry
     None) or entered (entry: :meth:`CarryScale.entry`), or None: then every step runs eagerly, a
-    quiet one as dh[t] ← carry and after_entering(t), any other entered, stepped and renormalised."""
-    for hi, lo, kind in scale.spans(T, carries, compiled=compiled_span is not None):
-        if compiled_span is not None and kind != FINAL:
-            compiled_span(hi, lo, None if kind == QUIET else scale.entry())
+    quiet one as dh[t] ← carry and after_entering(t), any other entered, stepped and renormalised.
+    projections: where the steps keep their projection gradients; compiled spans are cut where its
+    chunks end, and each chunk is handed on once its steps are done (eager sweeps hand on all steps at
+    the end: the log-domain scale may run a span's steps twice)."""
+    compiled = compiled_span is not None
+    for hi, lo, kind in scale.spans(T, carries, compiled=compiled):
+        if compiled and kind != FINAL:
+            for top, bottom in (projections.pieces(hi, lo) if projections is not None else [(hi, lo)]):
+                compiled_span(top, bottom, None if kind == QUIET else scale.entry())
+                if projections is not None:
+                    projections.done(bottom)
         elif kind == QUIET:
             for t in range(hi, lo - 1, -1):
                 dh[t].copy_(carries[0])
@@ -167,6 +170,68 @@ def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: 
                 scale.enter(t, carries[0], carries[1:], out=dh[t])
                 after_entering(t)
                 scale.renormalize(*carries)
+            if compiled and projections is not None:
+                projections.done(lo)
+    if not compiled and projections is not None:
+        projections.done(0)
+
+
+#: About how many bytes of projection gradients a compiled sweep keeps before handing them on.
+CHUNK_BYTES = 8 * 2**20
+
+#: Receives the projection gradients of steps lo … hi: (lo, hi, δx rows, δy rows), each [hi − lo + 1, B, G·H].
+TakeProjections = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+
+
+class Projections:
+    """Where a backward sweep keeps the gradients on its projections, and when it hands them on.
+
+    ``buffers``: one or two [rows, B, *tail] tensors (δx_t on the input projection; δy_t on the recurrent
+    one where a gate sits between the two, as in the GRU), step t in row t mod rows. With ``take``
+    (the caller's sums, eq. PARAM-grads), compiled steps keep chunks of about CHUNK_BYTES (rows steps)
+    and hand each to ``take`` as soon as its steps are done, so that no [T, B, G·H] buffer is filled
+    and read back from memory; eager steps keep all T and hand them on at the end. Without ``take``
+    one step's rows are reused, or all T where eager steps leave ∂L/∂x to one product after the sweep
+    (``keep_all``, :class:`InputGrad`)."""
+
+    def __init__(self, explicit: torch.Tensor, tail: tuple[int, ...], count: int, take: Optional[TakeProjections],
+                 compiled: bool, keep_all: bool = False) -> None:
+        T, B = explicit.shape[:2]
+        width = math.prod(tail)
+        self.T, self.take = T, take
+        self.chunked = take is not None and compiled
+        if self.chunked:
+            self.rows = max(1, min(T, CHUNK_BYTES // (B * width * count * explicit.element_size())))
+        else:
+            self.rows = T if take is not None or keep_all else 1
+        self.buffers = [explicit.new_empty(self.rows, B, *tail) for _ in range(count)]
+
+    def at(self, t: int) -> list[torch.Tensor]:
+        """Step t's rows of each buffer, [B, *tail]."""
+        return [buf[t % self.rows] for buf in self.buffers]
+
+    def pieces(self, hi: int, lo: int) -> list[tuple[int, int]]:
+        """Steps hi … lo cut where chunks end (at multiples of rows), top first."""
+        if not self.chunked:
+            return [(hi, lo)]
+        cuts = []
+        while hi >= lo:
+            bottom = max(lo, hi - hi % self.rows)
+            cuts.append((hi, bottom))
+            hi = bottom - 1
+        return cuts
+
+    def done(self, t: int) -> None:
+        """Steps down to t are done: hand on the chunk that t begins (all T steps when not chunked)."""
+        if self.take is None or t % self.rows:
+            return
+        n = min(self.rows, self.T - t)
+        views = [buf[:n].flatten(2) for buf in self.buffers]
+        self.take(t, t + n - 1, views[0], views[-1])
+
+    def all_steps(self) -> Optional[torch.Tensor]:
+        """The δx of all T steps, [T, B, G·H], where kept (else None)."""
+        return self.buffers[0].flatten(2) if self.rows == self.T else None
 
 
 class InputGrad:
@@ -187,12 +252,12 @@ class InputGrad:
         if self.buffer is not None:
             torch.mm(dx_proj, self.weight, out=self.buffer[t])
 
-    def result(self, dx_proj: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """∂L/∂x [T, B, I] through the sweep (None where not asked for), given every step's δx [T, B, G·H]
-        where :attr:`keeps`."""
+    def result(self, projections: Projections) -> Optional[torch.Tensor]:
+        """∂L/∂x [T, B, I] through the sweep (None where not asked for), from every step's δx where
+        :attr:`keeps`."""
         if self.buffer is not None or self.weight is None:
             return self.buffer
-        return dx_proj @ self.weight
+        return projections.all_steps() @ self.weight
 
 
 def stack_states(first: torch.Tensor, T: int) -> torch.Tensor:
@@ -263,11 +328,11 @@ class Architecture(ABC):
 
     @abstractmethod
     def backward_sweep(self, tape: Tape, scale: CarryScale, grad_final: tuple[torch.Tensor, ...],
-                       weight_hh: torch.Tensor, keep_projections: bool = True,
+                       weight_hh: torch.Tensor, take_projections: Optional[TakeProjections] = None,
                        norms: Optional[RowNorms] = None, weight_ih: Optional[torch.Tensor] = None) -> SweepGrads:
         """The backward recurrences of one layer, from ``grad_final`` (one [B, H] per state) down to step 0.
-        keep_projections: keep the gradients on the projections for every step (for the parameter
-        gradients and the layer below); without, one step's buffer is reused and they are None.
+        take_projections: where the gradients on the projections go, step by step in chunks (for the
+        parameter gradients; see :class:`Projections`); without, they are not kept.
         norms: where the compiled steps measure the rows they store (the eager steps leave it alone).
         weight_ih: [G·H, I], where the caller needs ∂L/∂x (``SweepGrads.input_grad``, see :class:`InputGrad`)."""
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads, diag_times,
-                                               no_hook, InputGrad, run_spans,
+                                               no_hook, InputGrad, Projections, TakeProjections, run_spans,
                                                stack_states)
 from gradlab.models.architectures.compiled import kernels
 
@@ -116,7 +116,7 @@ class GRUArchitecture(Architecture):
                               reset=r, keep=z)
 
     def backward_sweep(self, tape: GRUTape, scale: CarryScale, grad_final, weight_hh,
-                       keep_projections: bool = True, norms: Optional[RowNorms] = None,
+                       take_projections: Optional[TakeProjections] = None, norms: Optional[RowNorms] = None,
                        weight_ih: Optional[torch.Tensor] = None) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n,):
 
@@ -132,11 +132,10 @@ class GRUArchitecture(Architecture):
         carry = grad_final[0].clone()
         compiled = kernels(explicit)
         input_grad = InputGrad(explicit, weight_ih, compiled)
-        keep = keep_projections or input_grad.keeps
-        dx_all, dy_all = explicit.new_empty(T if keep else 1, B, 3, H), explicit.new_empty(T if keep else 1, B, 3, H)
+        projections = Projections(explicit, (3, H), 2, take_projections, compiled is not None, input_grad.keeps)
 
         def after_entering(t: int) -> None:  # δh_t is in dh[t]: eqs. (GRU-back-a), (GRU-back-h)
-            dx, dy = (dx_all[t], dy_all[t]) if keep else (dx_all[0], dy_all[0])
+            dx, dy = projections.at(t)
             torch.mul(dh[t], d.n[t], out=dx[:, 2])
             torch.mul(dh[t], d.z[t], out=dx[:, 1])
             torch.mul(dx[:, 2], d.r[t], out=dx[:, 0])
@@ -148,15 +147,12 @@ class GRUArchitecture(Architecture):
 
         def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
             measure = (None, None) if norms is None else norms.outputs(hi, lo)
-            compiled.gru_steps(carry, dh, dx_all, dy_all, d.n, d.z, d.r, d.reset, d.keep, weight_hh, weight_ih,
-                               input_grad.buffer, hi, lo, keep, *measure, *(entry or (None,) * 4))
+            compiled.gru_steps(carry, dh, *projections.buffers, d.n, d.z, d.r, d.reset, d.keep, weight_hh, weight_ih,
+                               input_grad.buffer, hi, lo, *measure, *(entry or (None,) * 4))
 
         scale.track(dh)
-        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span)
-        if not keep:
-            return SweepGrads(dh, None, None, None, (carry,), input_grad.result(None))
-        dx_all = dx_all.view(T, B, 3 * H)
-        return SweepGrads(dh, None, dx_all, dy_all.view(T, B, 3 * H), (carry,), input_grad.result(dx_all))
+        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span, projections)
+        return SweepGrads(dh, None, (carry,), input_grad.result(projections))
 
     def step_jacobians(self, tape: GRUTape, weight_hh) -> Iterator[torch.Tensor]:
         """Eq. (JAC-GRU): ∂h_t/∂h_{t−1} = diag(z) + diag(∂h/∂a^z) W_z

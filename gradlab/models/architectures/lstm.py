@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads,
-                                               diag_times, no_hook, InputGrad, run_spans,
+                                               diag_times, no_hook, InputGrad, Projections, TakeProjections, run_spans,
                                                stack_states)
 from gradlab.models.architectures.compiled import kernels
 
@@ -172,7 +172,7 @@ class LSTMArchitecture(Architecture):
         return LSTMDerivatives(ifg=ifg, o=tanh_c * o * (1 - o), c=o * (1 - tanh_c * tanh_c), f=f)
 
     def backward_sweep(self, tape: LSTMTape, scale: CarryScale, grad_final, weight_hh, weight_hr=None,
-                       keep_projections: bool = True, norms: Optional[RowNorms] = None,
+                       take_projections: Optional[TakeProjections] = None, norms: Optional[RowNorms] = None,
                        weight_ih: Optional[torch.Tensor] = None) -> SweepGrads:
         """The backward recurrences, from ``grad_final`` = (∂L/∂h_n, ∂L/∂c_n):
 
@@ -196,13 +196,12 @@ class LSTMArchitecture(Architecture):
         compiled = kernels(explicit) if weight_hr is None else None
         chunks = _Chunks(self, tape, DERIVATIVE_CHUNK if compiled is None else MERGING_CHUNK)
         input_grad = InputGrad(explicit, weight_ih, compiled)
-        keep = keep_projections or input_grad.keeps
-        dz = explicit.new_empty(T if keep else 1, B, 4, H)
+        projections = Projections(explicit, (4, H), 1, take_projections, compiled is not None, input_grad.keeps)
 
         def after_entering(t: int) -> None:  # δh_t is in dh[t]: eqs. (LSTM-back-m, -c, -z, -h)
             d, t0 = chunks.derivatives(t)
             s = t - t0
-            z = dz[t if keep else 0]
+            z = projections.at(t)[0]
             if weight_hr is not None:
                 torch.mm(dh[t], weight_hr, out=dm[t])
             torch.addcmul(carry_c, dm[t], d.c[s], out=dc[t])
@@ -217,13 +216,13 @@ class LSTMArchitecture(Architecture):
             local derivatives as it goes from the gates and c (tanh c_t by activations.h's tanh, the compiled
             forward's)."""
             measure = (None, None) if norms is None else norms.outputs(hi, lo)
-            compiled.lstm_steps(carry_h, carry_c, dh, dc, dz, tape.gates, tape.c, weight_hh, weight_ih,
-                                input_grad.buffer, hi, lo, keep, *measure, *(entry or (None,) * 4))
+            compiled.lstm_steps(carry_h, carry_c, dh, dc, projections.buffers[0], tape.gates, tape.c, weight_hh,
+                                weight_ih, input_grad.buffer, hi, lo, *measure, *(entry or (None,) * 4))
 
         scale.track(dh, dc)
-        run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else compiled_span)
-        dz = dz.view(T, B, 4 * H) if keep else None
-        return SweepGrads(dh, dc, dz, dz, (carry_h, carry_c), input_grad.result(dz))
+        run_spans(scale, T, (carry_h, carry_c), dh, after_entering, None if compiled is None else compiled_span,
+                  projections)
+        return SweepGrads(dh, dc, (carry_h, carry_c), input_grad.result(projections))
 
     def step_jacobians(self, tape: LSTMTape, weight_hh) -> Iterator[torch.Tensor]:
         """Eq. (JAC-LSTM): [[∂h_t/∂h_{t−1}, ∂h_t/∂c_{t−1}], [∂c_t/∂h_{t−1}, ∂c_t/∂c_{t−1}]],

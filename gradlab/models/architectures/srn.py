@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads, diag_times,
-                                               no_hook, InputGrad, run_spans,
+                                               no_hook, InputGrad, Projections, TakeProjections, run_spans,
                                                stack_states)
 from gradlab.models.architectures.compiled import kernels
 
@@ -98,7 +98,7 @@ class SRNArchitecture(Architecture):
         return SRNTape(h, ACTIVATION_DERIVATIVES[self.nonlinearity](h[1:]))
 
     def backward_sweep(self, tape: SRNTape, scale: CarryScale, grad_final, weight_hh,
-                       keep_projections: bool = True, norms: Optional[RowNorms] = None,
+                       take_projections: Optional[TakeProjections] = None, norms: Optional[RowNorms] = None,
                        weight_ih: Optional[torch.Tensor] = None) -> SweepGrads:
         """Eq. (SRN-back): δ_t = ∂⁺L/∂h_t + (δ_{t+1} ⊙ φ′(a_{t+1})) W_hh, with δ beyond the last
         step from ``grad_final`` = (∂L/∂h_n,)."""
@@ -108,24 +108,24 @@ class SRNArchitecture(Architecture):
         carry = grad_final[0].clone()
         compiled = kernels(explicit)
         input_grad = InputGrad(explicit, weight_ih, compiled)
-        keep = keep_projections or input_grad.keeps
-        da = explicit.new_empty(T if keep else 1, *explicit.shape[1:])  # ∂L/∂a_t, a_t the pre-activation
+        # ∂L/∂a_t, a_t the pre-activation: the gradient on both projections
+        projections = Projections(explicit, explicit.shape[2:], 1, take_projections, compiled is not None,
+                                  input_grad.keeps)
 
         def after_entering(t: int) -> None:  # δh_t is in dh[t]: eq. (SRN-back) down to the next carry
-            a = da[t if keep else 0]
+            a = projections.at(t)[0]
             torch.mul(dh[t], tape.dphi[t], out=a)
             torch.mm(a, weight_hh, out=carry)
             input_grad.step(t, a)
 
         def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
             measure = (None, None) if norms is None else norms.outputs(hi, lo)
-            compiled.srn_steps(carry, dh, da, tape.dphi, weight_hh, weight_ih, input_grad.buffer, hi, lo, keep,
-                               *measure, *(entry or (None,) * 4))
+            compiled.srn_steps(carry, dh, projections.buffers[0], tape.dphi, weight_hh, weight_ih, input_grad.buffer,
+                               hi, lo, *measure, *(entry or (None,) * 4))
 
         scale.track(dh)
-        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span)
-        da = da if keep else None
-        return SweepGrads(dh, None, da, da, (carry,), input_grad.result(da))
+        run_spans(scale, T, (carry,), dh, after_entering, None if compiled is None else compiled_span, projections)
+        return SweepGrads(dh, None, (carry,), input_grad.result(projections))
 
     def step_jacobians(self, tape: SRNTape, weight_hh) -> Iterator[torch.Tensor]:
         """Eq. (JAC-SRN): ∂h_t/∂h_{t−1} = diag(φ′(a_t)) W_hh. Each [B, H, H]."""

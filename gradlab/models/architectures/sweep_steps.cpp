@@ -319,10 +319,10 @@ GRADLAB_WIDEST_VECTORS void lstm_back_rows(const double* gates, int64_t sg, cons
 
 // LSTM, steps hi down to lo: δh_t entered; lstm_back_rows; carry_h = δz_t W_hh (eq. LSTM-back-h); the
 // rows of ∂L/∂x_t (InputGrad). gates: [T, B, 4H] (activated i, f, g, o); c: [T+1, B, H] (c[0] = c_0);
-// dz: [T, B, 4, H] (keep) or [1, B, 4, H], contiguous.
+// dz: [R, B, 4, H], contiguous, step t's rows in row t mod R (Projections in base.py: R = T, a chunk, or 1).
 void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tensor dc, at::Tensor dz,
                 at::Tensor gates, at::Tensor c, at::Tensor weight_hh, const c10::optional<at::Tensor>& weight_ih,
-                const c10::optional<at::Tensor>& dx, int64_t hi, int64_t lo, bool keep,
+                const c10::optional<at::Tensor>& dx, int64_t hi, int64_t lo,
                 const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
                 const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
                 const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
@@ -338,11 +338,12 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
     scalar_t* ch = carry_h.data_ptr<scalar_t>();
     scalar_t* cc = carry_c.data_ptr<scalar_t>();
     scalar_t* dz_p = dz.data_ptr<scalar_t>();
+    const int64_t dz_rows = dz.size(0);
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       for (int64_t t = hi; t >= lo; --t) {
         entry.enter(t, ch, DH, cc, b0, b1, H);
-        scalar_t* z = dz_p + ((keep ? t : 0) * B + b0) * 4 * H;  // [n, 4, H], contiguous
+        scalar_t* z = dz_p + ((t % dz_rows) * B + b0) * 4 * H;  // [n, 4, H], contiguous
         lstm_back_rows(G.at(t, b0), G.sb, C.at(t, b0), C.at(t + 1, b0), C.sb, DH.at(t, b0), DH.sb, DC.at(t, b0),
                        DC.sb, cc + b0 * H, z, n, H);
         for (int64_t b = b0; b < b1; ++b) {
@@ -369,11 +370,11 @@ void lstm_steps(at::Tensor carry_h, at::Tensor carry_c, at::Tensor dh, at::Tenso
 // GRU, steps hi down to lo (eqs. GRU-back-a, GRU-back-h):
 //   δh_t entered;  δa_n = δh_t ⊙ ∂h/∂a^n;  δa_z = δh_t ⊙ ∂h/∂a^z;  δa_r = δa_n ⊙ ∂a^n/∂a^r;
 //   δx_t = [δa_r, δa_z, δa_n];  δy_t = [δa_r, δa_z, δa_n ⊙ r];  carry = δy_t W_hh + δh_t ⊙ z.
-// dx, dy: [T, B, 3, H] (keep) or [1, B, 3, H], contiguous.
+// dx, dy: [R, B, 3, H], contiguous, step t's rows in row t mod R (as the LSTM's dz).
 void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at::Tensor d_n, at::Tensor d_z,
                at::Tensor d_r, at::Tensor reset, at::Tensor keep_gate, at::Tensor weight_hh,
                const c10::optional<at::Tensor>& weight_ih, const c10::optional<at::Tensor>& input_grad, int64_t hi,
-               int64_t lo, bool keep, const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
+               int64_t lo, const c10::optional<at::Tensor>& norms, const c10::optional<at::Tensor>& values,
                const c10::optional<at::Tensor>& explicit_, const c10::optional<at::Tensor>& explicit_log,
                const c10::optional<at::Tensor>& log, const c10::optional<at::Tensor>& steps) {
   check(carry, {dh, dx, dy, d_n, d_z, d_r, reset, keep_gate, weight_hh});
@@ -388,12 +389,13 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
     scalar_t* cp = carry.data_ptr<scalar_t>();
     scalar_t* dx_p = dx.data_ptr<scalar_t>();
     scalar_t* dy_p = dy.data_ptr<scalar_t>();
+    const int64_t rows = dx.size(0);
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       for (int64_t t = hi; t >= lo; --t) {
         entry.enter(t, cp, DH, nullptr, b0, b1, H);
-        scalar_t* xp = dx_p + ((keep ? t : 0) * B + b0) * 3 * H;  // [n, 3, H], contiguous
-        scalar_t* yp = dy_p + ((keep ? t : 0) * B + b0) * 3 * H;
+        scalar_t* xp = dx_p + ((t % rows) * B + b0) * 3 * H;  // [n, 3, H], contiguous
+        scalar_t* yp = dy_p + ((t % rows) * B + b0) * 3 * H;
         for (int64_t b = b0; b < b1; ++b) {
           const scalar_t* __restrict__ hb = DH.at(t, b);
           const scalar_t *__restrict__ nb = N.at(t, b), *__restrict__ zb = Z.at(t, b), *__restrict__ rb = R.at(t, b),
@@ -431,10 +433,9 @@ void gru_steps(at::Tensor carry, at::Tensor dh, at::Tensor dx, at::Tensor dy, at
 }
 
 // SRN, steps hi down to lo (eq. SRN-back):
-//   δh_t entered;  δa_t = δh_t ⊙ φ′(a_t);  carry = δa_t W_hh.   da: [T, B, H] (keep) or [1, B, H].
+//   δh_t entered;  δa_t = δh_t ⊙ φ′(a_t);  carry = δa_t W_hh.   da: [R, B, H], step t's rows in row t mod R.
 void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, at::Tensor weight_hh,
-               const c10::optional<at::Tensor>& weight_ih, const c10::optional<at::Tensor>& dx, int64_t hi, int64_t lo,
-               bool keep, const c10::optional<at::Tensor>& norms,
+               const c10::optional<at::Tensor>& weight_ih, const c10::optional<at::Tensor>& dx, int64_t hi, int64_t lo, const c10::optional<at::Tensor>& norms,
                const c10::optional<at::Tensor>& values, const c10::optional<at::Tensor>& explicit_,
                const c10::optional<at::Tensor>& explicit_log, const c10::optional<at::Tensor>& log,
                const c10::optional<at::Tensor>& steps) {
@@ -449,11 +450,12 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
     const InputGrad<scalar_t> input(weight_ih, dx, B);
     scalar_t* cp = carry.data_ptr<scalar_t>();
     scalar_t* da_p = da.data_ptr<scalar_t>();
+    const int64_t rows = da.size(0);
     over_batch(B, entry.logs, [&](int64_t b0, int64_t b1) {
       const int64_t n = b1 - b0;
       for (int64_t t = hi; t >= lo; --t) {
         entry.enter(t, cp, DH, nullptr, b0, b1, H);
-        scalar_t* ap = da_p + ((keep ? t : 0) * B + b0) * H;  // [n, H], contiguous
+        scalar_t* ap = da_p + ((t % rows) * B + b0) * H;  // [n, H], contiguous
         for (int64_t b = b0; b < b1; ++b) {
           const scalar_t* __restrict__ hb = DH.at(t, b);
           const scalar_t* __restrict__ pb = P.at(t, b);
@@ -482,13 +484,13 @@ void srn_steps(at::Tensor carry, at::Tensor dh, at::Tensor da, at::Tensor dphi, 
 
 TORCH_LIBRARY(gradlab, m) {
   m.def("lstm_steps(Tensor(a!) carry_h, Tensor(b!) carry_c, Tensor(c!) dh, Tensor(d!) dc, Tensor(e!) dz, "
-        "Tensor gates, Tensor c, Tensor weight_hh, " INPUT ", int hi, int lo, bool keep, " MEASURE ", " ENTRY
+        "Tensor gates, Tensor c, Tensor weight_hh, " INPUT ", int hi, int lo, " MEASURE ", " ENTRY
         ") -> ()");
   m.def("gru_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) dx, Tensor(d!) dy, Tensor d_n, Tensor d_z, "
-        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, " INPUT ", int hi, int lo, bool keep, " MEASURE ", " ENTRY
+        "Tensor d_r, Tensor reset, Tensor keep_gate, Tensor weight_hh, " INPUT ", int hi, int lo, " MEASURE ", " ENTRY
         ") -> ()");
   m.def("srn_steps(Tensor(a!) carry, Tensor(b!) dh, Tensor(c!) da, Tensor dphi, Tensor weight_hh, " INPUT ", "
-        "int hi, int lo, bool keep, " MEASURE ", " ENTRY ") -> ()");
+        "int hi, int lo, " MEASURE ", " ENTRY ") -> ()");
 }
 
 TORCH_LIBRARY_IMPL(gradlab, CPU, m) {
