@@ -175,7 +175,7 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
         log10_norms={n: _numpy_stack(per_state_log10[n], D) for n in names},
         explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
         grads={n: _by_layer(per_state[n], D, own=True) for n in names} if keep_grads else None,
-        explicit_grads=_by_layer([lay.explicit for lay in layers], D) if keep_grads else None,
+        explicit_grads=_by_layer([lay.explicit for lay in layers], D, own=True) if keep_grads else None,
         param_grads={name: params[name] for name, _ in model.named_parameters()} if with_params else None,
         input_grad=None if dx is None else layout.restore(dx),
         initial_grads={n: layout.state_out(torch.stack([c[i] for c in initials])) for i, n in enumerate(names)},
