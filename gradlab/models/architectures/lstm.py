@@ -14,9 +14,9 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from gradlab.models.architectures.base import (Architecture, CarryScale, RowNorms, StateHook, SweepGrads,
-                                               diag_times, no_hook, InputGrad, Projections, TakeProjections, run_spans,
-                                               stack_states)
+from gradlab.models.architectures.base import (Architecture, CarryScale, InputGrad, Projections, RowNorms,
+                                               StateHook, SweepGrads, TakeProjections, diag_times, no_hook,
+                                               run_spans, stack_states)
 from gradlab.models.architectures.compiled import kernels
 
 
