@@ -13,7 +13,9 @@
 //           rescaled by 2^{−e}, e the exponent of their joint largest magnitude, and λ += e ln 2
 //           (LogScale.renormalize).
 // Elementwise operations are written in the eager code's order and without fused multiply-adds
-// (-ffp-contract=off); the recurrent product is product.h's (in float32 with AVX-512 or AVX2 summed in
+// (-ffp-contract=off), the LSTM's compiled for the widest vector units (GRADLAB_WIDEST_VECTORS) with
+// tanh c_t from activations.h, the compiled forward's own (the eager step reads torch.tanh); the
+// recurrent product is product.h's (in float32 with AVX-512 or AVX2 summed in
 // its own order; in double, and on CPUs with neither, at::mm as in the eager steps); torch's own vectorised
 // kernels may still round differently, so the two paths agree to rounding (float64 to 1e-12 of
 // each step's largest entry in the tests), not always to the last bit.
@@ -270,7 +272,7 @@ class InputGrad {
 
 // LSTM, the n rows of one step from δh_t (eqs. LSTM-back-c, LSTM-back-z), with the local derivatives
 // of LSTMArchitecture.local_derivatives formed in the same loop, in the same order, and tanh c_t as
-// the forward step formed it (activations.h):
+// the compiled forward step formed it (activations.h):
 //   ∂h/∂c = o (1 − tanh² c_t),  ∂h/∂z^o = tanh c_t · o (1 − o),
 //   ∂c/∂z^{i,f,g} = (g · i (1 − i), c_{t−1} · f (1 − f), i (1 − g²));
 //   δc_t = carry_c + δh_t ⊙ ∂h/∂c;  δz_t = [δc_t ⊙ ∂c/∂z^{i,f,g}, δh_t ⊙ ∂h/∂z^o];  carry_c = δc_t ⊙ f_t.
