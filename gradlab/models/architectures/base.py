@@ -248,9 +248,9 @@ class InputGrad:
         self.keeps = weight_ih is not None and compiled is None
 
     def step(self, t: int, dx_proj: torch.Tensor) -> None:
-        """An eager step t of a compiled sweep: its row from δx_t [B, G·H]."""
+        """An eager step t of a compiled sweep: its row from δx_t [B, G·H] (or [B, G, H])."""
         if self.buffer is not None:
-            torch.mm(dx_proj, self.weight, out=self.buffer[t])
+            torch.mm(dx_proj.flatten(1), self.weight, out=self.buffer[t])
 
     def result(self, projections: Projections) -> Optional[torch.Tensor]:
         """∂L/∂x [T, B, I] through the sweep (None where not asked for), from every step's δx where

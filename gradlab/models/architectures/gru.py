@@ -143,7 +143,7 @@ class GRUArchitecture(Architecture):
             torch.mul(dx[:, 2], d.reset[t], out=dy[:, 2])
             torch.mm(dy.view(B, 3 * H), weight_hh, out=carry)
             carry.addcmul_(dh[t], d.keep[t])
-            input_grad.step(t, dx.view(B, 3 * H))
+            input_grad.step(t, dx)
 
         def compiled_span(hi: int, lo: int, entry) -> None:  # sweep_steps.cpp: entering and after_entering
             measure = (None, None) if norms is None else norms.outputs(hi, lo)

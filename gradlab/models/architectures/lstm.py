@@ -209,7 +209,7 @@ class LSTMArchitecture(Architecture):
             torch.mul(dm[t], d.o[s], out=z[:, 3])
             torch.mm(z.view(B, 4 * H), weight_hh, out=carry_h)
             torch.mul(dc[t], d.f[s], out=carry_c)
-            input_grad.step(t, z.view(B, 4 * H))
+            input_grad.step(t, z)
 
         def compiled_span(hi: int, lo: int, entry) -> None:
             """sweep_steps.cpp: the scale's entering and after_entering's steps compiled, forming the
