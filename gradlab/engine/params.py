@@ -68,7 +68,8 @@ class ParameterSums:
         if same:
             products = [(dxp.flatten(0, 1), torch.cat([x, h, *ones], dim=1))]
         else:
-            products = [(dxp.flatten(0, 1), torch.cat([x, *ones], dim=1)), (dyp.flatten(0, 1), torch.cat([h, *ones], dim=1))]
+            products = [(dxp.flatten(0, 1), torch.cat([x, *ones], dim=1)),
+                        (dyp.flatten(0, 1), torch.cat([h, *ones], dim=1))]
         if self.sums is None:
             self.sums = [a.T @ b for a, b in products]
         else:

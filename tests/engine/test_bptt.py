@@ -337,10 +337,11 @@ def test_a_sweep_starts_at_the_last_step_a_gradient_enters(kind, kwargs, log_dom
 @pytest.mark.parametrize("steps", [1, 3, None], ids=["chunks-of-1", "chunks-of-3", "whole"])
 def test_parameter_gradients_are_summed_chunk_by_chunk(kind, kwargs, log_domain, packed, steps, monkeypatch):
     """Compiled sweeps hand their projection gradients to the parameter sums in chunks of about
-    CHUNK_BYTES (base.Projections): in chunks of one step, of 3 (not dividing T) or all at once, with
-    each sample's final-state gradient merged by eager steps (packed), every gradient equals autograd's.
-    The recurrent weights are scaled up so that the gradient grows backwards: in the log domain each
-    chunk's largest scale is above the sums' so far, which are rescaled (eq. LOG-params)."""
+    CHUNK_BYTES (base.Projections; here without its least number of steps): in chunks of one step, of
+    3 (not dividing T) or all at once, with each sample's final-state gradient merged by eager steps
+    (packed), every gradient equals autograd's. The recurrent weights are scaled up so that the
+    gradient grows backwards: in the log domain each chunk's largest scale is above the sums' so far,
+    which are rescaled (eq. LOG-params)."""
     from gradlab.engine import params
     from gradlab.models.architectures import base
 
@@ -360,6 +361,7 @@ def test_parameter_gradients_are_summed_chunk_by_chunk(kind, kwargs, log_domain,
         g = torch.nn.utils.rnn.pack_padded_sequence(g, torch.tensor(lengths), enforce_sorted=False)
     per_step = B * model.architecture.gate_count * model.hidden_size * (2 if kind == "gru" else 1) * 8
     monkeypatch.setattr(base, "CHUNK_BYTES", per_step * (steps or 10**6))
+    monkeypatch.setattr(base, "CHUNK_STEPS", 1)
     chunks = []
     take = params.ParameterSums.take
     monkeypatch.setattr(params.ParameterSums, "take", lambda self, lo, hi, *a: (chunks.append(hi - lo + 1),

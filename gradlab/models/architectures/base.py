@@ -176,8 +176,12 @@ def run_spans(scale: CarryScale, T: int, carries: tuple[torch.Tensor, ...], dh: 
         projections.done(0)
 
 
-#: About how many bytes of projection gradients a compiled sweep keeps before handing them on.
+#: About how many bytes of projection gradients a compiled sweep keeps before handing them on, and the
+#: fewest steps it keeps: each chunk is a compiled call, which lays out its weights anew (2.2 ms for an
+#: LSTM's W_hh at H = 1024; its bptt() at B = 32, T = 200: 1.27 and 1.47 s in chunks of 16 steps, the
+#: 8 MB, against 1.26 and 1.39 s in chunks of 64; AMD EPYC, 2 threads).
 CHUNK_BYTES = 8 * 2**20
+CHUNK_STEPS = 64
 
 #: Receives the projection gradients of steps lo … hi: (lo, hi, δx rows, δy rows), each [hi − lo + 1, B, G·H].
 TakeProjections = Callable[[int, int, torch.Tensor, torch.Tensor], None]
@@ -188,11 +192,11 @@ class Projections:
 
     ``buffers``: one or two [rows, B, *tail] tensors (δx_t on the input projection; δy_t on the recurrent
     one where a gate sits between the two, as in the GRU), step t in row t mod rows. With ``take``
-    (the caller's sums, eq. PARAM-grads), compiled steps keep chunks of about CHUNK_BYTES (rows steps)
-    and hand each to ``take`` as soon as its steps are done, so that no [T, B, G·H] buffer is filled
-    and read back from memory; eager steps keep all T and hand them on at the end. Without ``take``
-    one step's rows are reused, or all T where eager steps leave ∂L/∂x to one product after the sweep
-    (``keep_all``, :class:`InputGrad`)."""
+    (the caller's sums, eq. PARAM-grads), compiled steps keep chunks of about CHUNK_BYTES (rows steps,
+    at least CHUNK_STEPS) and hand each to ``take`` as soon as its steps are done, so that no
+    [T, B, G·H] buffer is filled and read back from memory; eager steps keep all T and hand them on at
+    the end. Without ``take`` one step's rows are reused, or all T where eager steps leave ∂L/∂x to one
+    product after the sweep (``keep_all``, :class:`InputGrad`)."""
 
     def __init__(self, explicit: torch.Tensor, tail: tuple[int, ...], count: int, take: Optional[TakeProjections],
                  compiled: bool, keep_all: bool = False) -> None:
@@ -201,7 +205,7 @@ class Projections:
         self.T, self.take = T, take
         self.chunked = take is not None and compiled
         if self.chunked:
-            self.rows = max(1, min(T, CHUNK_BYTES // (B * width * count * explicit.element_size())))
+            self.rows = min(T, max(CHUNK_STEPS, CHUNK_BYTES // (B * width * count * explicit.element_size()), 1))
         else:
             self.rows = T if take is not None or keep_all else 1
         self.buffers = [explicit.new_empty(self.rows, B, *tail) for _ in range(count)]
