@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from gradlab.engine.forward import check_dropout, forward_tapes
-from gradlab.engine.layers import backward_layers, split_log_state
+from gradlab.engine.layers import LayerSweep, backward_layers, split_log_state
 from gradlab.engine.logscale import split_log, to_plain
 from gradlab.engine.trace import Trace
 from gradlab.models.architectures import Tape
@@ -138,16 +138,16 @@ def bptt(model: nn.Module, x: torch.Tensor, grad_output: torch.Tensor, state: Op
     return trace
 
 
-def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
-                g_tm: torch.Tensor, end_parts: tuple[torch.Tensor, ...], log_domain: bool,
-                dropout_masks: Optional[list] = None, layer_tapes: Optional[tuple[list, list]] = None,
-                with_params: bool = True, keep_grads: bool = True) -> Trace:
-    """The engine behind ``bptt`` and ``record``: the forward tapes (or the given ``(inputs, tapes)``
-    of :func:`forward_tapes`), one backward sweep per layer and direction, and the Trace of it with
-    every tensor. x_tm: [T, B, I]; init, end_parts: one [L·D, B, ·] per state name (the initial
-    state, ∂L/∂ the final state); g_tm: ∂L/∂output [T, B, D·H], time-major. keep_grads: keep the
-    per-step gradient tensors (``grads``, ``explicit_grads``); without, only their norms are formed."""
-    T, B = x_tm.shape[:2]
+def sweep_layers(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
+                 g_tm: torch.Tensor, end_parts: tuple[torch.Tensor, ...], log_domain: bool,
+                 dropout_masks: Optional[list] = None, layer_tapes: Optional[tuple[list, list]] = None,
+                 with_params: bool = True, keep_grads: bool = True, reuse: Optional[dict[int, LayerSweep]] = None,
+                 keep_downs: bool = False) -> tuple[list[LayerSweep], Optional[tuple]]:
+    """The forward tapes (or the given ``(inputs, tapes)`` of :func:`forward_tapes`) and one backward
+    sweep per layer and direction (``backward_layers``; ``reuse``, ``keep_downs`` as there). x_tm: [T, B, I];
+    init, end_parts: one [L·D, B, ·] per state name (the initial state, ∂L/∂ the final state); g_tm:
+    ∂L/∂output [T, B, D·H], time-major. Returns (the LayerSweeps at index k·D + d, ∂L/∂x as the sweep
+    formed it or None)."""
     with torch.no_grad(), torch.autocast(x_tm.device.type, enabled=False):  # in the model's own dtype
         grad_finals = [tuple(p[i] for p in end_parts) for i in range(end_parts[0].shape[0])]
         if log_domain:
@@ -156,8 +156,34 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
         if layer_tapes is None:
             layer_tapes = forward_tapes(model, x_tm, init, layout.lengths, dropout_masks, layout.packing)
         inputs, tapes_ = layer_tapes
-        layers, dx = backward_layers(model, inputs, tapes_, g_tm, grad_finals, log_domain, lengths=layout.lengths,
-                                     dropout_masks=dropout_masks, with_params=with_params, keep_grads=keep_grads)
+        return backward_layers(model, inputs, tapes_, g_tm, grad_finals, log_domain, lengths=layout.lengths,
+                               dropout_masks=dropout_masks, with_params=with_params, keep_grads=keep_grads,
+                               reuse=reuse, keep_downs=keep_downs)
+
+
+def log10_norms_of(model: RecurrentModel, layers: list[LayerSweep]) -> dict[str, np.ndarray]:
+    """The sweeps' log10 norms by state name, [L, D, T, B] float64."""
+    per_state = {"h": [lay.log10_dh for lay in layers], "c": [lay.log10_dc for lay in layers]}
+    return {n: _numpy_stack(per_state[n], model.num_directions) for n in model.state_names}
+
+
+def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tensor, init: tuple[torch.Tensor, ...],
+                g_tm: torch.Tensor, end_parts: tuple[torch.Tensor, ...], log_domain: bool,
+                dropout_masks: Optional[list] = None, layer_tapes: Optional[tuple[list, list]] = None,
+                with_params: bool = True, keep_grads: bool = True) -> Trace:
+    """The engine behind ``bptt`` and ``record``: :func:`sweep_layers`, and the Trace of it with every
+    tensor. keep_grads: keep the per-step gradient tensors (``grads``, ``explicit_grads``); without, only
+    their norms are formed."""
+    layers, dx = sweep_layers(model, layout, x_tm, init, g_tm, end_parts, log_domain, dropout_masks, layer_tapes,
+                              with_params, keep_grads)
+    return trace_of_sweeps(model, layout, x_tm, layers, dx, log_domain, with_params, keep_grads)
+
+
+def trace_of_sweeps(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tensor, layers: list[LayerSweep],
+                    dx: Optional[tuple], log_domain: bool, with_params: bool, keep_grads: bool) -> Trace:
+    """The Trace of :func:`sweep_layers`' result (x_tm: the input [T, B, I] it swept)."""
+    T, B = x_tm.shape[:2]
+    with torch.no_grad():
         if log_domain:
             dx = None if dx is None else to_plain(*dx)
             initials = [tuple(to_plain(c, log) for c in hats) for hats, log in (lay.grad_initial for lay in layers)]
@@ -166,13 +192,12 @@ def sweep_trace(model: RecurrentModel, layout: SequenceLayout, x_tm: torch.Tenso
     names, D = model.state_names, model.num_directions
     per_state = {"h": [lay.dh for lay in layers], "c": [lay.dc for lay in layers]}
     per_state_norms = {"h": [lay.norm_dh for lay in layers], "c": [lay.norm_dc for lay in layers]}
-    per_state_log10 = {"h": [lay.log10_dh for lay in layers], "c": [lay.log10_dc for lay in layers]}
     params = {name: g for lay in layers for name, g in lay.params.items()}
     return Trace(
         kind=model.kind, hidden_size=model.hidden_size,
         norms={n: _numpy_stack(per_state_norms[n], D) for n in names},
         explicit_norms=_numpy_stack([lay.norm_explicit for lay in layers], D),
-        log10_norms={n: _numpy_stack(per_state_log10[n], D) for n in names},
+        log10_norms=log10_norms_of(model, layers),
         explicit_log10_norms=_numpy_stack([lay.log10_explicit for lay in layers], D),
         grads={n: _by_layer(per_state[n], D, own=True) for n in names} if keep_grads else None,
         explicit_grads=_by_layer([lay.explicit for lay in layers], D, own=True) if keep_grads else None,

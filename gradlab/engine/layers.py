@@ -76,7 +76,8 @@ class LayerSweep:
     kept); norm_explicit, log10_explicit: [T, B] float64;
     params: this layer's parameter gradients by torch's names;
     grad_initial: the gradient on the layer's initial state — a tuple of [B, H], or in the log
-    domain (unit-size parts, log scale [B]).
+    domain (unit-size parts, log scale [B]); down: what this direction passes to the layer below
+    (∂L/∂ the layer's input through it, input order, plain or (x̂, log)), kept only where asked.
     """
 
     dh: Optional[torch.Tensor]
@@ -90,11 +91,13 @@ class LayerSweep:
     log10_explicit: torch.Tensor
     params: dict[str, torch.Tensor]
     grad_initial: tuple
+    down: Optional[object] = None
 
 
 def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, grad_finals: list,
                     log_domain: bool, finals_from_loss: bool = True, lengths: Optional[torch.Tensor] = None,
-                    dropout_masks: Optional[list] = None, with_params: bool = True, keep_grads: bool = True):
+                    dropout_masks: Optional[list] = None, with_params: bool = True, keep_grads: bool = True,
+                    reuse: Optional[dict[int, LayerSweep]] = None, keep_downs: bool = False):
     """The layers' backward sweeps, top down, each direction on its own.
 
     explicit: ∂⁺L/∂(top layer's output), [T, B, D·H] plain, or (x̂ [T, B, D·H], log [T, B]) in the
@@ -105,7 +108,10 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     k's output from above is multiplied by the same mask. with_params: also the parameter gradients
     and ∂L/∂x (without, ``LayerSweep.params`` is empty and ∂L/∂x is None: record and the
     checkpointed engine need neither). keep_grads: keep the per-step gradients in plain values
-    (without, ``LayerSweep``'s tensors are None and only their norms are formed).
+    (without, ``LayerSweep``'s tensors are None and only their norms are formed). reuse: sweeps already
+    run with the same tape, explicit gradient and final-state gradient (a sweep of the top layer by
+    index k·D + d, from an earlier call with ``keep_downs``, which keeps each top-layer sweep's ``down``):
+    taken as they are instead of sweeping again.
     Returns (LayerSweep per layer and direction at index k·D + d, all in input order; ∂L/∂x in the
     same form as ``explicit``).
     """
@@ -117,6 +123,12 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
     for k in reversed(range(model.num_layers)):
         below = None  # ∂L/∂(input of layer k), summed over directions
         for d in range(D):
+            if reuse and k * D + d in reuse:  # the same sweep as one already run
+                sweeps[k * D + d] = done = reuse[k * D + d]
+                if k > 0:
+                    below = done.down if below is None else add_logs(*below, *done.down) if log_domain \
+                        else below + done.down
+                continue
             w_ih, w_hh, b_ih, _ = model.layer_parameters(k, d)
             extra = model.extra_weights(k, d)
             tape, part = tapes[k * D + d], slice(d * H, (d + 1) * H)
@@ -161,6 +173,7 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             dh_rows = pad.rows(state_rows(norms, 0, g.dh, steps, keep_grads))
             dc_rows = None if g.dc is None else pad.rows(state_rows(norms, 1, g.dc, steps, keep_grads))
             grad_initial = (g.grad_initial, scale.log) if log_domain else g.grad_initial
+            down = None
             if wants_dx:  # ∂L/∂(input of layer k) through this direction
                 down = pad(g.input_grad, 0.0)
                 down = (flip(down), flip(pad(steps, LOG_ZERO))) if log_domain else flip(down)
@@ -170,7 +183,8 @@ def backward_layers(model: RecurrentModel, inputs: list, tapes: list, explicit, 
             dc_rows = dc_rows or (None, None, None)
             sweeps[k * D + d] = LayerSweep(fl(dh_rows[0]), fl(dc_rows[0]), flip(dh_rows[1]), fl(dc_rows[1]),
                                            flip(dh_rows[2]), fl(dc_rows[2]), fl(shown[0]), flip(shown[1]),
-                                           flip(shown[2]), params, grad_initial)
+                                           flip(shown[2]), params, grad_initial,
+                                           down if keep_downs and k == model.num_layers - 1 else None)
         if dropout_masks is not None and k > 0:  # through the mask on layer k−1's output
             below = split_through(below, dropout_masks[k - 1]) if log_domain else below * dropout_masks[k - 1]
         explicit = below  # the explicit part for layer k−1

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from gradlab.engine.bptt import as_gradlab_model, sweep_trace
+from gradlab.engine.bptt import as_gradlab_model, log10_norms_of, sweep_layers, sweep_trace, trace_of_sweeps
 from gradlab.engine.forward import forward_tapes, outputs_of
 from gradlab.engine.trace import Trace
 from gradlab.models.dropout import dropout_multiplier
@@ -45,7 +45,7 @@ class OutputMismatch(RuntimeError):
 
 def trace_of_run(model: RecurrentModel, x, state: Optional[State], grad_output, grad_state: tuple,
                  dropout_masks: Optional[list] = None, full: bool = False, log_domain: bool = True,
-                 distance: bool = False, expected=None, tolerance: float = 0.0) -> Trace:
+                 distance: bool = False, expected=None, tolerance: float = 0.0, with_params: bool = False) -> Trace:
     """The Trace of a forward of ``model`` on ``x`` that has already run (torch's fused module inside
     a user's model), from the gradients its backward pass brought to the outputs.
 
@@ -55,7 +55,8 @@ def trace_of_run(model: RecurrentModel, x, state: Optional[State], grad_output, 
     with the explicit gradient at each sample's last step (and ∂L/∂h_n):
     ``trace.distance_log10_norms``. expected: the output that forward returned, as it returned it;
     the recomputed top layer must equal it to ``tolerance`` × max(1, max |expected|), else
-    :class:`OutputMismatch`.
+    :class:`OutputMismatch`. with_params: the total sweep also forms ``trace.param_grads`` and
+    ``trace.input_grad`` (eq. PARAM-grads: what the forward's own backward pass would give).
     """
     layout = model.layout_of(x)
     dtype = next(model.parameters()).dtype
@@ -71,17 +72,23 @@ def trace_of_run(model: RecurrentModel, x, state: Optional[State], grad_output, 
         g_tm = _time_major_grad(layout, grad_output, (T, B, model.num_directions * model.output_size), x_tm)
         end_parts = tuple(torch.zeros_like(i) if g is None else layout.state_in(g.detach().to(dtype))
                           for i, g in zip(init, grad_state))
-    trace = sweep_trace(model, layout, x_tm, init, g_tm, end_parts, log_domain, dropout_masks, layer_tapes,
-                        with_params=False, keep_grads=full)
-    if distance and log_domain:
+    with_distance = distance and log_domain
+    layers, dx = sweep_layers(model, layout, x_tm, init, g_tm, end_parts, log_domain, dropout_masks, layer_tapes,
+                              with_params=with_params, keep_grads=full, keep_downs=with_distance)
+    trace = trace_of_sweeps(model, layout, x_tm, layers, dx, log_domain, with_params, full)
+    if with_distance:
         seeded = at_last_steps(g_tm, layout.lengths, model.num_directions)
         if torch.equal(seeded, g_tm):  # the loss reads only the last steps: the distance sweep is the sweep
             trace.distance_log10_norms = {n: v.copy() for n, v in trace.log10_norms.items()}
-        else:
-            trace.distance_log10_norms = sweep_trace(model, layout, x_tm, init, seeded, end_parts, True,
-                                                     dropout_masks, layer_tapes, with_params=False,
-                                                     keep_grads=False).log10_norms
-    trace = replace(trace, input_grad=None)
+        else:  # a top direction whose seed is its whole explicit gradient sweeps as in the total sweep
+            D, H, top = model.num_directions, model.output_size, (model.num_layers - 1) * model.num_directions
+            reuse = {top + d: layers[top + d] for d in range(D)
+                     if torch.equal(seeded[..., d * H:(d + 1) * H], g_tm[..., d * H:(d + 1) * H])}
+            distance_layers = sweep_layers(model, layout, x_tm, init, seeded, end_parts, True, dropout_masks,
+                                           layer_tapes, with_params=False, keep_grads=False, reuse=reuse)[0]
+            trace.distance_log10_norms = log10_norms_of(model, distance_layers)
+    if not with_params:
+        trace = replace(trace, input_grad=None)
     if not log_domain:
         trace.log10_norms = trace.explicit_log10_norms = None
     return trace

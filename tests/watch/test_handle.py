@@ -168,6 +168,35 @@ def test_the_distance_sweep_is_seeded_only_at_each_samples_last_step():
     assert len(profile.distance) == 7 and fit.factor is not None and 0 < fit.factor < 1
 
 
+@pytest.mark.parametrize("reads", ["last", "first", "last and third"])
+def test_the_distance_sweep_of_every_layer_equals_bptt_seeded_at_the_last_steps(reads):
+    """A top direction whose explicit gradient is all at its last step (forward: position T−1, reverse:
+    0) sweeps as in the total sweep, which the watch takes again; every layer and direction still equals
+    bptt seeded at the last steps."""
+    torch.manual_seed(0)
+    rnn = nn.LSTM(3, 4, num_layers=2, bidirectional=True, dtype=DT)
+    x = torch.randn(6, 2, 3, dtype=DT)
+    weights = torch.randn(6, 2, 8, dtype=DT)
+    at = {"last": [5], "first": [0], "last and third": [5, 2]}[reads]
+
+    def loss_of(out):
+        return sum((out[t] * weights[t]).pow(2).sum() for t in at)
+
+    with gradlab.watch(rnn) as w:
+        loss_of(rnn(x)[0]).backward()
+    trace = w.traces[0][""]
+    out = rnn(x)[0].detach().requires_grad_(True)
+    (g_out,) = torch.autograd.grad(loss_of(out), [out])
+    seeded = torch.zeros_like(g_out)
+    seeded[-1, :, :4], seeded[0, :, 4:] = g_out[-1, :, :4], g_out[0, :, 4:]
+    want = gradlab.bptt(rnn, x, seeded, log_domain=True)
+    for name in ("h", "c"):
+        for k in range(2):
+            for d in range(2):
+                np.testing.assert_allclose(trace.distance_log10_grad_norms(name, k, d),
+                                           want.log10_grad_norms(name, k, d), atol=1e-10, err_msg=f"{name}{k}{d}")
+
+
 def test_a_module_the_loss_does_not_read_is_left_out_of_its_step():
     class Two(nn.Module):
         def __init__(self):
