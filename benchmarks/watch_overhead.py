@@ -3,7 +3,8 @@ Adam) watched every N steps, against the same loop unwatched, in the same run.
 
 Baseline: the unwatched loop (torch's fused nn.LSTM). Reported: the loop's time watched (no sink,
 with the run-directory sink, with the TensorBoard sink and its figures) as a ratio to the baseline, and one recorded step alone as a ratio to
-one unwatched step. Median of the repeats. ``--smoke`` runs tiny sizes for the test suite.
+one unwatched step — with torch's backward (the default) and with ``backward="gradlab"`` (the recorded
+sweep in place of torch's backward). Median of the repeats. ``--smoke`` runs tiny sizes for the test suite.
 
     python benchmarks/watch_overhead.py            # the sizes above, 2 threads
 """
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
     batches = [torch.randn(T, B, I) for _ in range(steps)]
     loop(model, opt, batches[:2])  # warm-up
     times = {"unwatched": [], "watched": [], "watched + run directory": [], "watched + TensorBoard": [],
-             "recorded step": [], "plain step": []}
+             "recorded step": [], "recorded step, backward='gradlab'": [], "plain step": []}
     for _ in range(repeats):
         times["unwatched"].append(loop(model, opt, batches))
         with gradlab.watch(model, every=every):
@@ -64,6 +65,8 @@ def main(argv=None) -> None:
             times["watched + TensorBoard"].append(loop(model, opt, batches))
         with gradlab.watch(model, every=1):
             times["recorded step"].append(loop(model, opt, batches[:1]))
+        with gradlab.watch(model, every=1, backward="gradlab"):
+            times["recorded step, backward='gradlab'"].append(loop(model, opt, batches[:1]))
         times["plain step"].append(loop(model, opt, batches[:1]))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); 2-layer bidirectional LSTM H={H}, T={T}, "
@@ -71,8 +74,10 @@ def main(argv=None) -> None:
     print(f"{'loop':>26}  {'seconds':>8}  {'vs unwatched':>12}")
     for key in ("unwatched", "watched", "watched + run directory", "watched + TensorBoard"):
         print(f"{key:>26}  {med[key]:8.3f}  {med[key] / med['unwatched']:11.3f}x")
-    print(f"{'one recorded step':>26}  {med['recorded step']:8.3f}  {med['recorded step'] / med['plain step']:11.3f}x "
-          f"(vs one unwatched step, {med['plain step']:.4f} s)")
+    for key, label in (("recorded step", "one recorded step"),
+                       ("recorded step, backward='gradlab'", "  backward='gradlab'")):
+        print(f"{label:>26}  {med[key]:8.3f}  {med[key] / med['plain step']:11.3f}x "
+              f"(vs one unwatched step, {med['plain step']:.4f} s)")
 
 
 if __name__ == "__main__":

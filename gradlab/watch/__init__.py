@@ -5,5 +5,6 @@ training loop.
 model inside a module and, on the first backward pass and every N-th after it, records each of
 them from the gradients its backward pass brings to the module's outputs
 (:func:`~gradlab.engine.record.trace_of_run`): the forward and backward run as without gradlab, so
-the user's gradients are unchanged; other steps are not touched at all. The handle is a context manager and removes every hook it placed.
+the user's gradients are unchanged (with ``backward="gradlab"`` the recorded sweep is the module's
+backward pass instead: ``backward.py``); other steps are not touched at all. The handle is a context manager and removes every hook it placed.
 """

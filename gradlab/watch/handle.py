@@ -8,6 +8,7 @@ record nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +19,7 @@ from torch.nn.utils.rnn import PackedSequence
 from gradlab.engine.record import OutputMismatch, trace_of_run
 from gradlab.models.convert import sharing_parameters
 from gradlab.models.recurrent import RecurrentModel, state_parts
+from gradlab.watch.backward import BACKWARD_NOTES, BACKWARDS, swept_outputs
 from gradlab.watch.cells import CELLS, CellRecorder, state_tensors
 from gradlab.watch.precision import autocast_on, fused_dtype
 from gradlab.watch.replay import REPLAY_TOLERANCE, Replay, draws_dropout
@@ -66,12 +68,16 @@ class Watch:
 
     def __init__(self, model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0,
                  log_domain: bool = True, out=None, keep: Optional[int] = None,
-                 cells: Optional[list[str]] = None, tensorboard=None, all_ranks: bool = False) -> None:
+                 cells: Optional[list[str]] = None, tensorboard=None, all_ranks: bool = False,
+                 backward: str = "torch") -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"watch: every must be an integer >= 1, got {every!r}")
         if not isinstance(start_step, int) or isinstance(start_step, bool) or start_step < 0:
             raise ValueError(f"watch: start_step must be an integer >= 0, got {start_step!r}")
+        if backward not in BACKWARDS:
+            raise ValueError(f"watch: backward must be one of {', '.join(map(repr, BACKWARDS))}, got {backward!r}")
         self.every, self.full, self.start_step, self.log_domain = every, full, start_step, log_domain
+        self.backward = backward
         self.step = start_step
         self._traces: list[StepTraces] = []
         self.modules = {name: m for name, m in model.named_modules() if isinstance(m, WATCHED)}
@@ -212,9 +218,11 @@ class Watch:
             return self._record(step, name, key, module, args, kwargs, output)
         return hook
 
-    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs, fused) -> None:
+    def _record(self, step: dict, name: str, key: str, module: nn.Module, args, kwargs, fused):
         """Leave the fused forward as it ran; once the backward pass has brought the gradients to its
-        outputs, build this call's Trace from them (``gradlab.engine.record.trace_of_run``)."""
+        outputs, build this call's Trace from them (``gradlab.engine.record.trace_of_run``). With
+        ``backward="gradlab"`` (and no autocast) return the outputs through ``SweptBackward``, whose
+        backward is that same sweep with the parameter gradients (``gradlab/watch/backward.py``)."""
         x = args[0] if args else kwargs["input"]
         state = args[1] if len(args) > 1 else kwargs.get("hx")
         copy = self._copies[name]
@@ -234,6 +242,7 @@ class Watch:
             masks = replay.masks(copy.num_layers, copy.dropout, layout,
                                  out_data.new_empty(T, B, copy.num_directions * copy.output_size))
         low_precision = autocast_on(next(module.parameters()).device.type)
+        swept = self.backward == "gradlab" and not low_precision
         dtype = next(copy.parameters()).dtype
         # under autocast the recomputation runs in float32 and cannot match the low-precision output
         expected = None if low_precision else out.detach() if not isinstance(out, PackedSequence) else \
@@ -243,27 +252,29 @@ class Watch:
             self._unsettled.append(step)
         which = [out_data.requires_grad] + [f.requires_grad for f in finals]
 
-        def done(grads) -> None:
-            if not self._handles:
-                return  # the watch was removed before this backward pass: it records nothing more
-            self._reached(step)
-            it = iter(grads)
-            got = [next(it) if needed else None for needed in which]
+        def trace_from(grads, with_params: bool = False):
+            """The Trace of this call from the gradients reaching its outputs (None where not read)."""
             try:
-                trace = trace_of_run(copy, x, state, got[0], tuple(got[1:]), masks, full=self.full,
+                trace = trace_of_run(copy, x, state, grads[0], tuple(grads[1:]), masks, full=self.full,
                                      log_domain=self.log_domain, distance=True, expected=expected,
-                                     tolerance=REPLAY_TOLERANCE.get(dtype, 1e-2))
+                                     tolerance=REPLAY_TOLERANCE.get(dtype, 1e-2), with_params=with_params)
             except OutputMismatch as exc:
                 raise RuntimeError(f"watch: {key}: {exc}" + ("; its dropout masks were not the ones torch drew — "
                                                             "call model.eval() for the watched step or set dropout=0"
                                                             if masks is not None else "")) from None
             trace.meta["engine"] = ENGINE
+            trace.meta["backward"] = BACKWARD_NOTES["gradlab" if swept else "torch"]
             if replay is not None:
                 trace.meta["dropout"] = (f"p={copy.dropout} between layers: torch's masks replayed from the CPU "
                                          "generator state saved before the fused forward, outputs checked")
             if low_precision:
                 trace.meta["autocast"] = (f"the fused forward ran under autocast ({fused_dtype(fused)}); recorded in "
-                                          f"{trace.meta['dtype']}")
+                                          f"{trace.meta['dtype']}" + ("; torch's backward kept" if self.backward ==
+                                                                      "gradlab" else ""))
+            return trace
+
+        def keep(trace) -> None:
+            self._reached(step)
             if step not in self._unsettled:
                 return  # settled without this call already (a second backward through a retained graph)
             step["traces"][key] = trace
@@ -271,8 +282,31 @@ class Watch:
                 self._unsettled.remove(step)  # every call of this step is through: write it now
                 self._finished(step["traces"])
 
-        torch.autograd.graph.register_multi_grad_hook(reached, done)
-        return None
+        if not swept:
+            def done(grads) -> None:
+                if not self._handles:
+                    return  # the watch was removed before this backward pass: it records nothing more
+                it = iter(grads)
+                keep(trace_from([next(it) if needed else None for needed in which]))
+
+            torch.autograd.graph.register_multi_grad_hook(reached, done)
+            return None
+
+        parameters = dict(copy.named_parameters())  # the module's own (``sharing_parameters``)
+        state_in = list(state_parts(state)) if state is not None else []
+        inputs = [x.data if isinstance(x, PackedSequence) else x, *state_in, *parameters.values()]
+
+        def gradients(grads, needed):
+            """∂L/∂(x, initial state, parameters) from one sweep; the trace is kept as the watch's."""
+            trace = trace_from(grads, with_params=True)
+            input_grad = trace.input_grad.data if isinstance(x, PackedSequence) else trace.input_grad
+            initial = [trace.initial_grads[n] for n in copy.state_names[:len(state_in)]]
+            result = [input_grad, *initial, *(trace.param_grads[n] for n in parameters)]
+            if self._handles:  # (a watch removed before this backward pass records nothing more)
+                keep(replace(trace, param_grads=None, input_grad=None))
+            return tuple(g.to(like.dtype) if need else None for g, need, like in zip(result, needed, inputs))
+
+        return swept_outputs(fused, inputs, gradients)
 
     def _finished(self, traces: StepTraces) -> None:
         """Every module of a recorded step is through: keep it, and write it out."""
@@ -310,7 +344,7 @@ class Watch:
 
 def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int = 0, log_domain: bool = True,
           out=None, keep: Optional[int] = None, cells: Optional[list[str]] = None, tensorboard=None,
-          all_ranks: bool = False) -> Watch:
+          all_ranks: bool = False, backward: str = "torch") -> Watch:
     """Record ∂L/∂h_t (and ∂L/∂c_t) of every recurrent module inside ``model`` on the first backward
     pass and every ``every``-th after it, in the user's own training loop.
 
@@ -324,12 +358,17 @@ def watch(model: nn.Module, every: int = 1, full: bool = False, start_step: int 
     directory or a ``SummaryWriter``; each recorded step's decay factors, horizons and figures go
     there (``gradlab/watch/tensorboard.py``). Under ``torch.distributed`` (e.g. DistributedDataParallel)
     every rank records its own batch and only rank 0 writes to the sinks, unless ``all_ranks``
-    (then each rank writes its own run directory). Returns a :class:`Watch`;
+    (then each rank writes its own run directory). backward: who runs the watched modules' backward
+    pass on a recorded step — ``"torch"`` (its fused backward, as unwatched; the recorded sweep runs
+    beside it) or ``"gradlab"`` (the recorded sweep, which also forms the parameter and input gradients,
+    in place of torch's: a recorded step costs about a forward recomputation and the distance sweep
+    more than an unwatched one; gradients equal torch's to the dtype's accuracy, not bit for bit; see
+    ``gradlab/watch/backward.py``). Returns a :class:`Watch`;
     use it as a context manager, or call ``remove()``.
     ``w.traces[i][name]`` is a :class:`~gradlab.Trace`.
     """
     return Watch(model, every=every, full=full, start_step=start_step, log_domain=log_domain, out=out, keep=keep,
-                 cells=cells, tensorboard=tensorboard, all_ranks=all_ranks)
+                 cells=cells, tensorboard=tensorboard, all_ranks=all_ranks, backward=backward)
 
 
 

@@ -41,13 +41,15 @@ def runs_under_bfloat16_autocast(cls) -> bool:
 
 
 @pytest.mark.parametrize("cls", [nn.LSTM, nn.RNN, nn.GRU])
-def test_a_watched_autocast_step_trains_as_unwatched_and_records_in_float32(cls):
+@pytest.mark.parametrize("backward", ["torch", "gradlab"])
+def test_a_watched_autocast_step_trains_as_unwatched_and_records_in_float32(cls, backward):
+    """backward="gradlab" cannot stand in for the low-precision backward: such steps keep torch's."""
     if not runs_under_bfloat16_autocast(cls):
         pytest.skip(f"torch's {cls.__name__} does not run under bfloat16 autocast on this CPU (no oneDNN primitive)")
     model = Model(cls(4, 8, num_layers=2))
     twin = copy.deepcopy(model)
     x = torch.randn(12, 3, 4, generator=torch.Generator().manual_seed(1))
-    with gradlab.watch(model, full=True) as w, torch.autocast("cpu", dtype=torch.bfloat16):
+    with gradlab.watch(model, full=True, backward=backward) as w, torch.autocast("cpu", dtype=torch.bfloat16):
         watched = model(x)
         watched.float().pow(2).sum().backward()
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -59,6 +61,7 @@ def test_a_watched_autocast_step_trains_as_unwatched_and_records_in_float32(cls)
     trace = w.traces[0]["rnn"]
     assert trace.meta["dtype"] == "float32"
     assert "ran under autocast" in trace.meta["autocast"]
+    assert trace.meta["backward"].startswith("torch's fused backward")
     # the recorded gradients are those of the float32 recurrence: record() without autocast agrees
     # to bfloat16's accuracy (its seed, dL/doutput, differs by the bfloat16 forward's rounding)
     ref = gradlab.record(twin.rnn, x, lambda out: twin.head(out).pow(2).sum())

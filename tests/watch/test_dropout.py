@@ -45,13 +45,14 @@ def inputs(packed):
 @pytest.mark.parametrize("cls", [nn.RNN, nn.LSTM, nn.GRU])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("packed", [False, True], ids=["padded", "packed"])
-def test_a_watched_step_with_dropout_is_exact_for_the_masks_torch_drew(cls, bidirectional, packed):
+@pytest.mark.parametrize("backward", ["torch", "gradlab"])
+def test_a_watched_step_with_dropout_is_exact_for_the_masks_torch_drew(cls, bidirectional, packed, backward):
     torch.manual_seed(0)
     model = Model(cls(I, H, num_layers=3, dropout=0.3, bidirectional=bidirectional, dtype=DT))
     twin = copy.deepcopy(model)
     x = inputs(packed)
     torch.manual_seed(11)
-    with gradlab.watch(model, full=True) as w:
+    with gradlab.watch(model, full=True, backward=backward) as w:
         model.loss(x).backward()
         followed = torch.rand(3)  # the generator continues as if gradlab were absent
     torch.manual_seed(11)

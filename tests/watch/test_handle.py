@@ -81,6 +81,42 @@ def test_steps_are_backward_passes_recorded_first_and_then_every_nth():
     assert [t.step for t in w.traces] == [10, 13, 16]
 
 
+def test_with_backward_gradlab_the_recorded_sweep_is_the_modules_backward_pass():
+    """torch's fused backward does not run on a recorded step (its graph is dropped); the sweep's
+    gradients reach .grad, a second backward through a retained graph adds them again, the steps that
+    are not recorded keep torch's backward, and a double backward through the sweep is refused."""
+    model, twin = Tagger(), Tagger()
+    with gradlab.watch(model, every=2, backward="gradlab") as w:
+        out = model(TOKENS, LENGTHS)
+        names = set()
+        fn = out[1][0].grad_fn  # h_n: an output of the sweep's Function, not of torch's fused LSTM
+        names.add(type(fn).__name__)
+        loss_of(*out).backward(retain_graph=True)
+        loss_of(*out).backward()  # twice through the same graph: gradients accumulate, one record
+        unrecorded = model(TOKENS, LENGTHS)  # step 1: not recorded, torch's own graph
+        names.add(type(unrecorded[1][0].grad_fn).__name__)
+        loss_of(*unrecorded).backward()
+    for _ in range(3):
+        loss_of(*twin(TOKENS, LENGTHS)).backward()
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-12, rtol=1e-10, msg=name)
+    assert [s.step for s in w.traces] == [0] and "SweptBackwardBackward" in names and len(names) == 2
+    with gradlab.watch(model, backward="gradlab"):
+        loss = loss_of(*model(TOKENS, LENGTHS))
+        (g,) = torch.autograd.grad(loss, [model.emb.weight], create_graph=True)
+        with pytest.raises(RuntimeError, match="once_differentiable"):
+            g.sum().backward()
+    with gradlab.watch(model, backward="gradlab") as w:
+        out = model(TOKENS, LENGTHS)
+    model.zero_grad()
+    twin.zero_grad()
+    loss_of(*out).backward()  # after the watch is removed: nothing recorded, the gradients still right
+    loss_of(*twin(TOKENS, LENGTHS)).backward()
+    assert w.traces == []
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-12, rtol=1e-10, msg=name)
+
+
 def test_a_module_called_twice_in_one_step_is_recorded_per_call():
     class Twice(nn.Module):
         def __init__(self):
@@ -131,6 +167,8 @@ def test_what_watch_cannot_record_is_refused_with_the_reason():
         gradlab.watch(Tagger(), out="")
     with pytest.raises(ValueError, match="all_ranks must be True or False"):
         gradlab.watch(Tagger(), all_ranks="yes")
+    with pytest.raises(ValueError, match="backward must be one of 'torch', 'gradlab', got 'fused'"):
+        gradlab.watch(Tagger(), backward="fused")
     model = Tagger()
     with warnings.catch_warnings():  # importing torch._dynamo in torch 2.13 on Python 3.11
         warnings.filterwarnings("ignore", message="`torch.jit.script_method` is deprecated", category=DeprecationWarning)
@@ -169,7 +207,8 @@ def test_the_distance_sweep_is_seeded_only_at_each_samples_last_step():
 
 
 @pytest.mark.parametrize("reads", ["last", "first", "last and third"])
-def test_the_distance_sweep_of_every_layer_equals_bptt_seeded_at_the_last_steps(reads):
+@pytest.mark.parametrize("backward", ["torch", "gradlab"])
+def test_the_distance_sweep_of_every_layer_equals_bptt_seeded_at_the_last_steps(reads, backward):
     """A top direction whose explicit gradient is all at its last step (forward: position T−1, reverse:
     0) sweeps as in the total sweep, which the watch takes again; every layer and direction still equals
     bptt seeded at the last steps."""
@@ -182,7 +221,7 @@ def test_the_distance_sweep_of_every_layer_equals_bptt_seeded_at_the_last_steps(
     def loss_of(out):
         return sum((out[t] * weights[t]).pow(2).sum() for t in at)
 
-    with gradlab.watch(rnn) as w:
+    with gradlab.watch(rnn, backward=backward) as w:
         loss_of(rnn(x)[0]).backward()
     trace = w.traces[0][""]
     out = rnn(x)[0].detach().requires_grad_(True)
