@@ -54,15 +54,15 @@ class ParameterSums:
         """Add the terms of steps lo … hi: dxp, dyp the gradients on the input and recurrent projections,
         [hi − lo + 1, B, G·H] (the same tensor where they are one)."""
         same = dyp is dxp
+        weights = None
         if self.steps is not None:
-            w, top = step_weights(self.steps[lo:hi + 1], dxp.dtype, self.top)
+            weights, top = step_weights(self.steps[lo:hi + 1], dxp.dtype, self.top)
             if self.sums is not None and bool(top > self.top):
                 factor = float((self.top - top).exp())
                 for s in self.sums:
                     s.mul_(factor)
             self.top = top
-            dxp = dxp * w
-            dyp = dxp if same else dyp * w
+            weights = weights.flatten(0, 1)  # [rows, 1]: on the narrower side of each product
         x, h = self.inputs[lo:hi + 1].flatten(0, 1), self.tape.h[lo:hi + 1].flatten(0, 1)
         ones = [x.new_ones(x.shape[0], 1)] if self.bias else []
         if same:
@@ -70,6 +70,9 @@ class ParameterSums:
         else:
             products = [(dxp.flatten(0, 1), torch.cat([x, *ones], dim=1)),
                         (dyp.flatten(0, 1), torch.cat([h, *ones], dim=1))]
+        if weights is not None:  # Σ (w·δ)ᵀ v = Σ δᵀ (w·v), w one number per row
+            for _, b in products:
+                b.mul_(weights)
         if self.sums is None:
             self.sums = [a.T @ b for a, b in products]
         else:
