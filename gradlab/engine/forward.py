@@ -57,10 +57,11 @@ def forward_tapes(model: RecurrentModel, x_tm: torch.Tensor, init: tuple[torch.T
                 w_ih, w_hh, b_ih, b_hh = model.layer_parameters(k, d)
                 extra = model.extra_weights(k, d)
                 flip = sweep_order(d, lengths, T)
+                # the projection commutes with the reordering of steps: reorder its narrower side
+                before = seq.shape[-1] <= w_ih.shape[0]
                 if arch.bias_hh_is_redundant and b_hh is not None:  # both biases in the one projection
-                    x_proj, b_hh = flip(F.linear(seq, w_ih, b_hh if b_ih is None else b_ih + b_hh)), None
-                else:
-                    x_proj = flip(F.linear(seq, w_ih, b_ih))
+                    b_ih, b_hh = (b_hh if b_ih is None else b_ih + b_hh), None
+                x_proj = F.linear(flip(seq), w_ih, b_ih) if before else flip(F.linear(seq, w_ih, b_ih))
                 if out is None:
                     tapes.append(arch.forward_sweep(x_proj, layer_init[d], w_hh, b_hh, **extra))
                 else:
