@@ -274,7 +274,6 @@ class Watch:
             return trace
 
         def keep(trace) -> None:
-            self._reached(step)
             if step not in self._unsettled:
                 return  # settled without this call already (a second backward through a retained graph)
             step["traces"][key] = trace
@@ -286,6 +285,7 @@ class Watch:
             def done(grads) -> None:
                 if not self._handles:
                     return  # the watch was removed before this backward pass: it records nothing more
+                self._reached(step)
                 it = iter(grads)
                 keep(trace_from([next(it) if needed else None for needed in which]))
 
@@ -298,6 +298,7 @@ class Watch:
 
         def gradients(grads, needed):
             """∂L/∂(x, initial state, parameters) from one sweep; the trace is kept as the watch's."""
+            self._reached(step)  # (nothing once the watch is removed)
             trace = trace_from(grads, with_params=True)
             input_grad = trace.input_grad.data if isinstance(x, PackedSequence) else trace.input_grad
             initial = [trace.initial_grads[n] for n in copy.state_names[:len(state_in)]]
