@@ -9,7 +9,11 @@ every step's total gradient:
   record(eager)               the same, its steps eager (GRADLAB_COMPILED=0) instead of compiled;
   record(log_domain=False)    one pass, plain sweep;
   bptt(), bptt(log_domain=True)  the hand-derived pass with parameter and input gradients;
-  checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain).
+  checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain);
+  products                    not an engine: the matrix products that torch's forward + backward and bptt()
+                              both must do, each over all steps as one large product (torch.mm): about the
+                              floor of any implementation at this BLAS's rate, whose recurrent products
+                              really run as one small product a step (see products_floor).
 Threads as torch is told (--threads, default 2). Median of --repeats interleaved rounds (every column once
 per round) after one warm-up each. Prints
 milliseconds and ratios to the baseline. Not a test: timings depend on the machine.
@@ -40,7 +44,9 @@ from gradlab.models.architectures.compiled import kernels
 
 TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 COLUMNS = ("record()", "record(step)", "record(eager)", "record(plain)", "bptt()", "bptt(log)", "bptt(eager)",
-           "checkpointed")
+           "checkpointed", "products")
+#: gates per architecture: the recurrent and input projections are [·, G·H]
+GATES = {"srn": 1, "lstm": 4, "gru": 3}
 
 
 def interleaved_medians(fns: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
@@ -83,6 +89,37 @@ def eager(fn):
             os.environ["GRADLAB_COMPILED"] = was
 
 
+def products_floor(kind: str, T: int, B: int, H: int, I: int, layers: int, directions: int, device: str):
+    """A function doing, once each, the matrix products that torch's fused forward + backward and
+    ``bptt()`` both do (random operands of the right shapes, made here). Per layer: the input projection
+    of both directions in one product, [T·B, in] · [in, D·G·H]; per direction the forward's recurrent
+    product [T·B, H] · [H, G·H] and the backward's [T·B, G·H] · [G·H, H], each as one product over all
+    steps instead of T dependent ones, and the parameter gradients δᵀ [x, h, 1] ([G·H, T·B] · [T·B,
+    in + H + 1]; the GRU's two gates apart, δxᵀ [x, 1] and δyᵀ [h, 1]); above layer 0 the gradient handed
+    down, both directions in one product, [T·B, D·G·H] · [D·G·H, in]. Nothing elementwise and no memory
+    to allocate (the products write into outputs kept from call to call): what these products cost at
+    torch.mm's rate for these shapes, an estimate of the floor (an implementation that finds larger
+    products can beat it a little; one that runs the recurrent products step by step cannot)."""
+    G, D, rows = GATES[kind], directions, T * B
+
+    def new(*shape):
+        return torch.randn(*shape, device=device)
+
+    work = []
+    for k in range(layers):
+        width = I if k == 0 else D * H
+        w_ih = new(width, D * G * H)
+        work.append((new(rows, width), w_ih))
+        for _ in range(D):
+            h, d, w_hh = new(rows, H), new(rows, G * H), new(H, G * H)
+            sides = [new(rows, width + 1), new(rows, H + 1)] if kind == "gru" else [new(rows, width + H + 1)]
+            work += [(h, w_hh), (d, w_hh.T)] + [(d.T, side) for side in sides]
+        if k > 0:
+            work.append((new(rows, D * G * H), w_ih.T))
+    work = [(a, b, torch.empty(a.shape[0], b.shape[1], device=device)) for a, b in work]
+    return lambda: [torch.mm(a, b, out=out) for a, b, out in work]  # into kept outputs: no page faults timed
+
+
 def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu", layers: int = 1,
           bidirectional: bool = False, every: bool = False) -> dict[str, float]:
     torch.manual_seed(0)
@@ -114,6 +151,7 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu", 
     }
     if bidirectional:  # the checkpointed engine sweeps forward in segments: one direction only
         del fns["checkpointed"]
+    fns["products"] = products_floor(kind, T, B, H, 8, layers, 2 if bidirectional else 1, device)
     return interleaved_medians(fns, repeats, device)
 
 
