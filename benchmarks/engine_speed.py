@@ -11,9 +11,9 @@ every step's total gradient:
   bptt(), bptt(log_domain=True)  the hand-derived pass with parameter and input gradients;
   checkpointed_norms()        gradlab analyze's √T-memory engine (norms only, log domain);
   products                    not an engine: the matrix products that torch's forward + backward and bptt()
-                              both must do, each over all steps as one large product (torch.mm): about the
-                              floor of any implementation at this BLAS's rate, whose recurrent products
-                              really run as one small product a step (see products_floor).
+                              both must do, each over all steps as one large product (torch.mm): where they
+                              fit in the cache, about the floor of any implementation at this BLAS's rate,
+                              whose recurrent products run as one small product a step (products_floor).
 Threads as torch is told (--threads, default 2). Median of --repeats interleaved rounds (every column once
 per round) after one warm-up each. Prints
 milliseconds and ratios to the baseline. Not a test: timings depend on the machine.
@@ -98,8 +98,9 @@ def products_floor(kind: str, T: int, B: int, H: int, I: int, layers: int, direc
     in + H + 1]; the GRU's two gates apart, δxᵀ [x, 1] and δyᵀ [h, 1]); above layer 0 the gradient handed
     down, both directions in one product, [T·B, D·G·H] · [D·G·H, in]. Nothing elementwise and no memory
     to allocate (the products write into outputs kept from call to call): what these products cost at
-    torch.mm's rate for these shapes, an estimate of the floor (an implementation that finds larger
-    products can beat it a little; one that runs the recurrent products step by step cannot)."""
+    torch.mm's rate for these shapes. Where the operands fit in the cache (T = 100 at B = 32, H = 128)
+    that is about the floor of any implementation, whose recurrent products run as T small dependent
+    ones; where they do not (T ≥ 1000), an engine that works on chunks of steps in cache can beat it."""
     G, D, rows = GATES[kind], directions, T * B
 
     def new(*shape):
