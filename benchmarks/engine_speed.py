@@ -45,8 +45,6 @@ from gradlab.models.architectures.compiled import kernels
 TORCH_MODULES = {"srn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 COLUMNS = ("record()", "record(step)", "record(eager)", "record(plain)", "bptt()", "bptt(log)", "bptt(eager)",
            "checkpointed", "products")
-#: gates per architecture: the recurrent and input projections are [·, G·H]
-GATES = {"srn": 1, "lstm": 4, "gru": 3}
 
 
 def interleaved_medians(fns: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
@@ -89,19 +87,20 @@ def eager(fn):
             os.environ["GRADLAB_COMPILED"] = was
 
 
-def products_floor(kind: str, T: int, B: int, H: int, I: int, layers: int, directions: int, device: str):
+def products_floor(arch, T: int, B: int, H: int, I: int, layers: int, directions: int, device: str):
     """A function doing, once each, the matrix products that torch's fused forward + backward and
     ``bptt()`` both do (random operands of the right shapes, made here). Per layer: the input projection
     of both directions in one product, [T·B, in] · [in, D·G·H]; per direction the forward's recurrent
     product [T·B, H] · [H, G·H] and the backward's [T·B, G·H] · [G·H, H], each as one product over all
     steps instead of T dependent ones, and the parameter gradients δᵀ [x, h, 1] ([G·H, T·B] · [T·B,
-    in + H + 1]; the GRU's two gates apart, δxᵀ [x, 1] and δyᵀ [h, 1]); above layer 0 the gradient handed
+    in + H + 1]; where the two projections' gradients differ, as the GRU's, δxᵀ [x, 1] and δyᵀ [h, 1]
+    apart: the architectures whose b_hh is not redundant); above layer 0 the gradient handed
     down, both directions in one product, [T·B, D·G·H] · [D·G·H, in]. Nothing elementwise and no memory
     to allocate (the products write into outputs kept from call to call): what these products cost at
     torch.mm's rate for these shapes. Where the operands fit in the cache (T = 100 at B = 32, H = 128)
     that is about the floor of any implementation, whose recurrent products run as T small dependent
     ones; where they do not (T ≥ 1000), an engine that works on chunks of steps in cache can beat it."""
-    G, D, rows = GATES[kind], directions, T * B
+    G, D, rows = arch.gate_count, directions, T * B
 
     def new(*shape):
         return torch.randn(*shape, device=device)
@@ -113,7 +112,8 @@ def products_floor(kind: str, T: int, B: int, H: int, I: int, layers: int, direc
         work.append((new(rows, width), w_ih))
         for _ in range(D):
             h, d, w_hh = new(rows, H), new(rows, G * H), new(H, G * H)
-            sides = [new(rows, width + 1), new(rows, H + 1)] if kind == "gru" else [new(rows, width + H + 1)]
+            one_side = arch.bias_hh_is_redundant  # both projections have the same gradient
+            sides = [new(rows, width + H + 1)] if one_side else [new(rows, width + 1), new(rows, H + 1)]
             work += [(h, w_hh), (d, w_hh.T)] + [(d.T, side) for side in sides]
         if k > 0:
             work.append((new(rows, D * G * H), w_ih.T))
@@ -152,7 +152,7 @@ def bench(kind: str, T: int, B: int, H: int, repeats: int, device: str = "cpu", 
     }
     if bidirectional:  # the checkpointed engine sweeps forward in segments: one direction only
         del fns["checkpointed"]
-    fns["products"] = products_floor(kind, T, B, H, 8, layers, 2 if bidirectional else 1, device)
+    fns["products"] = products_floor(model.architecture, T, B, H, 8, layers, 2 if bidirectional else 1, device)
     return interleaved_medians(fns, repeats, device)
 
 
