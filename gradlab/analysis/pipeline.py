@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from gradlab.analysis.metrics import DecayFit, DecayProfile, Horizon, decay_profile, fit_decay, horizon
 from gradlab.analysis.predictions import LYAPUNOV_STEPS, predictions
-from gradlab.common.options import (InvalidOption, check_options, choice, choice_list, finite_float, int_at_least,
-                                    option, path_text, positive_float, seed_value)
+from gradlab.common.options import (InvalidOption, check_options, choice, choice_list, device_option, finite_float,
+                                    int_at_least, option, path_text, positive_float, seed_value)
 from gradlab.analysis.footprint import analysis_bytes, refuse_beyond_memory
 from gradlab.engine.checkpointed import checkpointed_norms
 from gradlab.engine.trace import Trace
@@ -60,7 +60,7 @@ class AnalyzeConfig:
                           metavar="|".join(LOSS_AT))
     dtype: str = option("float32", "floating-point type of the run", parse=choice(("float32", "float64")),
                         metavar="float32|float64")
-    device: str = option("cpu", "where the run computes", parse=choice(("cpu", "cuda")), metavar="cpu|cuda")
+    device: str = device_option()
     out: str = option("runs", "where the run directory is created; earlier runs are never overwritten",
                       parse=path_text, metavar="DIR")
     init: str = option("default", "shape of every H×H block of W_hh: torch's default, orthogonal, identity (IRNN, "

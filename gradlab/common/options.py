@@ -159,6 +159,27 @@ def choice_list(choices: Sequence[str], example: str) -> Parse:
     return parse
 
 
+#: Where a run computes: auto is CUDA where torch sees a device, else the CPU.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device_name(value: Any) -> str:
+    """auto, cpu or cuda (without regard to case) → the device a run computes on, cpu or cuda: auto
+    picks cuda where ``torch.cuda.is_available()``, else cpu, so that a config records where it ran."""
+    name = choice(DEVICES)(value)
+    if name != "auto":
+        return name
+    import torch  # here, not at import: the options load before torch on the command line's cold path
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_option() -> Any:
+    """The ``device`` field of a run's config (``gradlab analyze``, ``gradlab train``): cpu by default."""
+    return option("cpu", "where the run computes; auto: cuda where there is a CUDA device, else cpu",
+                  parse=device_name, metavar="|".join(DEVICES))
+
+
 def counts(n: int, example: str, what: str) -> Parse:
     """``n`` integers >= 1 written "A,B,C" (or a sequence) → a tuple."""
     def parse(value: Any) -> tuple[int, ...]:

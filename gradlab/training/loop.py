@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from gradlab.analysis.footprint import refuse_beyond_memory, training_bytes
 from gradlab.analysis.metrics import decay_profile
-from gradlab.common.options import (InvalidOption, check_options, choice, counts, int_at_least, option, path_text,
-                                    positive_float, seed_value)
+from gradlab.common.options import (InvalidOption, check_options, choice, counts, device_option, int_at_least, option,
+                                    path_text, positive_float, seed_value)
 from gradlab.models.architectures import NONLINEARITIES
 from gradlab.models.convert import to_torch
 from gradlab.models.recurrent import MODEL_CLASSES, RecurrentModel, takes_nonlinearity
@@ -87,7 +87,7 @@ class TrainConfig:
                                            "idx files", flag="--data", parse=path_text, metavar="DIR")
     dtype: str = option("float32", "floating-point type of the run", parse=choice(("float32", "float64")),
                         metavar="float32|float64")
-    device: str = option("cpu", "where the run computes", parse=choice(("cpu", "cuda")), metavar="cpu|cuda")
+    device: str = device_option()
     out: str = option("runs", "where the run directory is created; earlier runs are never overwritten",
                       parse=path_text, metavar="DIR")
 

@@ -166,6 +166,21 @@ def test_cuda_where_there_is_none_exits_2(tmp_path, capsys):
     assert "cuda is not available" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("config", [gradlab.AnalyzeConfig, gradlab.TrainConfig])
+@pytest.mark.parametrize("cuda", [True, False])
+def test_device_auto_is_cuda_where_torch_sees_a_device_else_cpu(config, cuda, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert config(device="auto").device == config(device="AUTO").device == ("cuda" if cuda else "cpu")
+    assert config().device == "cpu" and config(device="cuda").device == "cuda"  # asked for: kept as asked
+
+
+def test_analyze_device_auto_runs_where_it_resolves_and_records_that(tmp_path):
+    assert main(["analyze", "--device", "auto", "--len", "3", "--out", str(tmp_path), "--quiet"]) == 0
+    (run,) = run_dirs(tmp_path)
+    recorded = json.loads((run / "summary.json").read_text())["config"]["device"]
+    assert recorded == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def test_no_command_prints_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "analyze" in capsys.readouterr().err
