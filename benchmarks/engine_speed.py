@@ -101,6 +101,7 @@ def products_floor(arch, T: int, B: int, H: int, I: int, layers: int, directions
     that is about the floor of any implementation, whose recurrent products run as T small dependent
     ones; where they do not (T ≥ 1000), an engine that works on chunks of steps in cache can beat it."""
     G, D, rows = arch.gate_count, directions, T * B
+    one_side = arch.bias_hh_is_redundant  # both projections have the same gradient: one product δᵀ [x, h, 1]
 
     def new(*shape):
         return torch.randn(*shape, device=device)
@@ -112,7 +113,6 @@ def products_floor(arch, T: int, B: int, H: int, I: int, layers: int, directions
         work.append((new(rows, width), w_ih))
         for _ in range(D):
             h, d, w_hh = new(rows, H), new(rows, G * H), new(H, G * H)
-            one_side = arch.bias_hh_is_redundant  # both projections have the same gradient
             sides = [new(rows, width + H + 1)] if one_side else [new(rows, width + 1), new(rows, H + 1)]
             work += [(h, w_hh), (d, w_hh.T)] + [(d.T, side) for side in sides]
         if k > 0:
